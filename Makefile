@@ -1,0 +1,50 @@
+# The course's task runner. `make lab` and `make test` are the two commands
+# of the README; each creates the environment (.venv) on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test lint unit notebooks execute timings lock clean help
+
+help:
+	@echo "make lab        open the course in JupyterLab (creates .venv on first use)"
+	@echo "make test       lint + unit tests + every notebook under nbval"
+	@echo "make lint       ruff on edgelib, tests, scripts and notebooks"
+	@echo "make unit       unit tests of edgelib only"
+	@echo "make notebooks  nbval over chapters/ only"
+	@echo "make execute    re-execute every chapter in place (refresh stored outputs) and time it"
+	@echo "make lock       rewrite constraints.txt from the current .venv"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab chapters/00_start_here.ipynb
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pytest chapters
+
+execute: $(STAMP)
+	$(BIN)/python scripts/execute_chapters.py $(CHAPTERS)
+
+lock: $(STAMP)
+	@{ echo "# Every package of the course environment, pinned (pip constraints file)."; \
+	   echo "# Regenerate after changing a pin in pyproject.toml: \`make lock\`."; \
+	   $(BIN)/python -m pip freeze --exclude-editable | grep -v '^edgelib'; } > constraints.txt
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,21 @@
+"""edgelib: the helper library of the course "From backprop to the edge".
+
+The first cell of every notebook:
+
+    import edgelib
+    edgelib.setup()
+
+Modules (import the one you need; none imports TensorFlow at import time):
+    edgelib.environment  set-up of a notebook: Keras 2, quiet logs, seeds, threads
+    edgelib.datasets     the course's data sets behind one API, offline by default
+    edgelib.models       model builders shared by several chapters (tf_keras)
+    edgelib.tflite       conversion to .tflite in the four quantization modes, sizes
+    edgelib.runtime      the edge runtime wrapper (LiteRT, never imports TensorFlow)
+    edgelib.plots        figures shared by chapters (the edge-cloud map, curves)
+    edgelib.checks       automatic checks for the exercises
+"""
+
+from .environment import setup
+
+__version__ = "0.1.0"
+__all__ = ["setup", "__version__"]

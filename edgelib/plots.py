@@ -1,0 +1,35 @@
+"""Figures shared by several chapters."""
+
+from __future__ import annotations
+
+from .course import CHAPTERS, STAGES
+
+
+def edge_cloud_map(chapters=CHAPTERS, ax=None):
+    """Draw the path data source -> edge device -> edge server -> cloud -> storage
+    with each chapter's number placed under the stages it works on."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 3.6), dpi=80)
+    colours = ("#d9ead3", "#cfe2f3", "#fff2cc", "#ead1dc", "#eeeeee")
+    width, gap = 1.7, 0.55
+    for i, (stage, colour) in enumerate(zip(STAGES, colours, strict=True)):
+        x0 = i * (width + gap)
+        ax.add_patch(FancyBboxPatch((x0, 0), width, 1, boxstyle="round,pad=0.05",
+                                    fc=colour, ec="#444444"))
+        ax.text(x0 + width / 2, 0.5, stage, ha="center", va="center", fontsize=11,
+                weight="bold")
+        if i:
+            ax.add_patch(FancyArrowPatch((x0 - gap + 0.05, 0.5), (x0 - 0.05, 0.5),
+                                         arrowstyle="-|>", mutation_scale=14, color="#444444"))
+        here = [f"{c.number:02d} {c.title}" for c in chapters if stage in c.stages]
+        for k, label in enumerate(here):
+            ax.text(x0 + 0.02, -0.25 - 0.22 * k, label, fontsize=7.5, va="top")
+    rows = max(sum(stage in c.stages for c in chapters) for stage in STAGES)
+    ax.set_xlim(-0.2, len(STAGES) * (width + gap))
+    ax.set_ylim(-0.45 - 0.22 * rows, 1.2)
+    ax.set_axis_off()
+    ax.set_title("Where each chapter works, from the sensor to the cloud")
+    return ax

@@ -1,0 +1,143 @@
+"""The edge side: run a .tflite model with LiteRT, without TensorFlow.
+
+    from edgelib.runtime import EdgeModel
+    model = EdgeModel("kws_int8.tflite")
+    probs = model.predict(features)          # float in, float out
+
+This module must never import TensorFlow (a test checks it in a fresh
+process): on a device only `ai_edge_litert` and NumPy exist. `EdgeModel`
+quantizes float inputs and dequantizes outputs with the model's own scale
+and zero point, and validates what it is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .environment import quiet_native_stderr
+
+_TFLITE_MAGIC = b"TFL3"  # FlatBuffer file identifier of a .tflite model, at bytes 4..8
+
+
+class ModelFileError(ValueError):
+    """The file is missing, empty or not a TFLite model."""
+
+
+def read_model_bytes(model: str | Path | bytes | bytearray) -> bytes:
+    """The bytes of a .tflite model given as a path or as bytes, validated."""
+    if isinstance(model, (bytes, bytearray)):
+        content, where = bytes(model), "the given bytes"
+    else:
+        path = Path(model)
+        if not path.is_file():
+            raise ModelFileError(f"no TFLite model at {path} (file not found)")
+        content, where = path.read_bytes(), str(path)
+    if len(content) < 8 or content[4:8] != _TFLITE_MAGIC:
+        head = content[4:8] if len(content) >= 8 else content
+        raise ModelFileError(
+            f"{where} is not a TFLite model: expected the FlatBuffer identifier "
+            f"{_TFLITE_MAGIC!r} at bytes 4-8, found {head!r} ({len(content)} bytes in all)"
+        )
+    return content
+
+
+def _quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    low, high = (info.min - zero_point) * scale, (info.max - zero_point) * scale
+    margin = 2 * scale  # allow rounding at the edges, refuse real overflow
+    if x.min() < low - margin or x.max() > high + margin:
+        raise ValueError(
+            f"input values span [{x.min():.4g}, {x.max():.4g}] but this {np.dtype(dtype).name} "
+            f"model can represent only [{low:.4g}, {high:.4g}] (scale {scale:.4g}, zero point "
+            f"{zero_point}); preprocess the input as for the training data"
+        )
+    q = np.round(x / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+class EdgeModel:
+    """A .tflite model in the LiteRT interpreter, with float in / float out.
+
+    `predict(x)` takes a batch (first axis) of float inputs shaped like the
+    model's input without its batch axis, runs them one at a time (batch 1,
+    as on a device) and returns the float outputs stacked.
+    """
+
+    def __init__(self, model: str | Path | bytes, threads: int = 1):
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+        self.content = read_model_bytes(model)
+        from ai_edge_litert.interpreter import Interpreter
+
+        with quiet_native_stderr():
+            try:
+                self.interpreter = Interpreter(model_content=self.content, num_threads=threads)
+                self.interpreter.allocate_tensors()
+            except (ValueError, RuntimeError) as exc:
+                raise ModelFileError(f"LiteRT could not load the model: {exc}") from exc
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1:
+            raise ModelFileError(f"EdgeModel handles one input tensor, the model has {len(inputs)}")
+        self.input = inputs[0]
+        self.outputs = outputs
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.content)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example (the model's input shape without the batch axis)."""
+        return tuple(int(d) for d in self.input["shape"][1:])
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self.input["dtype"])
+
+    def _prepare(self, example: np.ndarray) -> np.ndarray:
+        dtype = self.input_dtype
+        if dtype.kind in "iu":
+            scale, zero_point = self.input["quantization"]
+            if scale == 0:
+                return example.astype(dtype)  # an integer model input that is not quantized
+            return _quantize(example, scale, zero_point, dtype)
+        return example.astype(dtype)
+
+    def _read(self, detail: dict) -> np.ndarray:
+        out = self.interpreter.get_tensor(detail["index"])
+        scale, zero_point = detail["quantization"]
+        if np.dtype(detail["dtype"]).kind in "iu" and scale != 0:
+            return (out.astype(np.float32) - zero_point) * scale
+        return out
+
+    def invoke(self, example: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        """Run one example (no batch axis); return the float output(s), batch axis kept."""
+        x = np.asarray(example)
+        if x.shape != self.input_shape:
+            raise ValueError(
+                f"expected one example of shape {self.input_shape}, got {x.shape}"
+            )
+        self.interpreter.set_tensor(self.input["index"], self._prepare(x)[None])
+        self.interpreter.invoke()
+        results = [self._read(d) for d in self.outputs]
+        return results[0] if len(results) == 1 else results
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Run a batch of examples one by one; return the stacked float outputs."""
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"expected a numeric array, got dtype {x.dtype}")
+        if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"expected a batch of shape (N, {', '.join(map(str, self.input_shape))}), "
+                f"got {x.shape}"
+            )
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise ValueError("input contains NaN or infinite values")
+        if len(self.outputs) != 1:
+            raise ValueError("predict handles single-output models; use invoke() per example")
+        x = x.astype(np.float32, copy=False)
+        return np.concatenate([self.invoke(example) for example in x], axis=0)

@@ -1,0 +1,111 @@
+"""From a tf_keras model to a .tflite file, and what is inside one.
+
+    from edgelib import tflite
+    blob = tflite.convert(model, "int8", representative=x_train[:200])
+    tflite.sizes(blob)             # {'bytes': ..., 'gzip_bytes': ...}
+
+Modes (the four of TFLite post-training quantization):
+- "float32": no quantization.
+- "dynamic": weights int8, activations float (dynamic-range quantization).
+- "float16": weights float16.
+- "int8":    weights and activations int8, int8 input and output
+             (needs `representative`: a few hundred typical inputs).
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from .environment import quiet_native_stderr
+
+MODES = ("float32", "dynamic", "float16", "int8")
+
+
+class ConversionError(ValueError):
+    """The model cannot be converted in the requested way; the message says why."""
+
+
+def _refuse_risky_recurrent(model, mode: str) -> None:
+    """Refuse the recurrent recipes known to fail or to crash the converter.
+
+    See the course's stack notes: a GRU/LSTM with an unknown batch size and
+    unroll=False fails to convert; a tf_keras GRU with unroll=False crashes
+    the int8 converter (segfault, which would take the notebook down).
+    """
+    for layer in model.submodules if hasattr(model, "submodules") else []:
+        kind = type(layer).__name__
+        if kind not in ("GRU", "LSTM", "SimpleRNN") or getattr(layer, "unroll", True):
+            continue
+        batch = model.inputs[0].shape[0] if getattr(model, "inputs", None) else None
+        if batch is None:
+            raise ConversionError(
+                f"layer {layer.name!r} ({kind}, unroll=False) needs a fixed batch size to "
+                "convert: build the inference model with batch_size=1, or use unroll=True"
+            )
+        if kind == "GRU" and mode == "int8":
+            raise ConversionError(
+                f"layer {layer.name!r}: int8 conversion of a GRU with unroll=False crashes the "
+                "TFLite converter; rebuild the inference model with unroll=True (same weights)"
+            )
+
+
+def convert(model, mode: str = "float32", representative=None, calibration_steps: int = 200):
+    """Convert a tf_keras model to TFLite flatbuffer bytes in the given mode.
+
+    `representative`: an array of typical inputs (first axis = examples), used
+    by "int8" to calibrate activation ranges; the first `calibration_steps`
+    examples are used one at a time.
+    """
+    if mode not in MODES:
+        raise ConversionError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode == "int8":
+        if representative is None:
+            raise ConversionError("int8 conversion needs representative inputs (an array)")
+        representative = np.asarray(representative, dtype=np.float32)
+        expected = tuple(model.inputs[0].shape[1:])
+        if representative.shape[1:] != expected:
+            raise ConversionError(
+                f"representative inputs must have shape (N, {', '.join(map(str, expected))}), "
+                f"got {representative.shape}"
+            )
+        if not np.isfinite(representative).all():
+            raise ConversionError("representative inputs contain NaN or infinite values")
+    _refuse_risky_recurrent(model, mode)
+
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode == "int8":
+        samples = representative[:calibration_steps]
+
+        def calibration():
+            for example in samples:
+                yield [example[None]]
+
+        converter.representative_dataset = calibration
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    with quiet_native_stderr():
+        return converter.convert()
+
+
+def save(content: bytes, path: str | Path) -> Path:
+    """Write model bytes to `path` (folders created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def sizes(content: bytes) -> dict[str, int]:
+    """File size and gzip size (level 9) in bytes: the gzip size shows what
+    compression a download or a flash image would gain (e.g. from pruning)."""
+    return {"bytes": len(content), "gzip_bytes": len(gzip.compress(content, compresslevel=9))}

@@ -1,0 +1,39 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tf_ready():
+    """Run edgelib.setup() once for the session (Keras 2, quiet, seeded)."""
+    import edgelib
+
+    edgelib.setup(verbose=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_model(tf_ready):
+    """A digits CNN trained for one short epoch, and a slice of the data."""
+    import tf_keras as keras
+
+    from edgelib import datasets, models
+
+    ds = datasets.load("digits")
+    x, y = ds.train.x[:600, ..., None], ds.train.y[:600]
+    keras.utils.set_random_seed(0)
+    model = models.compile_classifier(models.digits_cnn())
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    return model, x
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter and return the finished process."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,39 @@
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgelib.checks import ExerciseCheckFailed, check, check_close
+from edgelib.course import CHAPTERS, STAGES, chapter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_check_passes_with_a_tick(capsys):
+    check(True, "the answer")
+    check_close([1.0, 2.0], np.array([1.0, 2.0]), "the vector")
+    assert capsys.readouterr().out == "✓ the answer\n✓ the vector\n"
+
+
+def test_check_failures_explain():
+    with pytest.raises(ExerciseCheckFailed, match="not yet: x. Hint: look"):
+        check(False, "x", hint="look")
+    with pytest.raises(ExerciseCheckFailed, match="placeholder"):
+        check_close(None, 1.0, "the scale")
+    with pytest.raises(ExerciseCheckFailed, match=r"shape \(2,\), expected \(3,\)"):
+        check_close([1, 2], [1, 2, 3], "v")
+    with pytest.raises(ExerciseCheckFailed, match="1.5 vs expected 1"):
+        check_close(1.5, 1.0, "the scale")
+
+
+def test_course_map_is_consistent_with_chapters_folder():
+    numbers = [c.number for c in CHAPTERS]
+    assert numbers == sorted(set(numbers))
+    assert all(set(c.stages) <= set(STAGES) and c.stages for c in CHAPTERS)
+    for nb in (ROOT / "chapters").glob("*.ipynb"):
+        match = re.match(r"(\d\d)_[a-z0-9_]+\.ipynb$", nb.name)
+        assert match, f"{nb.name}: notebooks are named NN_topic.ipynb"
+        assert chapter(int(match.group(1))), nb.name
+    with pytest.raises(KeyError, match="no chapter 99"):
+        chapter(99)

@@ -1,0 +1,49 @@
+from conftest import run_python
+
+
+def test_setup_selects_keras2_quietly_and_reports_versions():
+    proc = run_python(
+        "import edgelib\n"
+        "info = edgelib.setup(seed=3, threads=1)\n"
+        "import tensorflow as tf\n"
+        "import tf_keras\nprint('KERAS', tf.keras.__name__.split('.')[0], tf_keras.__version__)\n"
+        "print('THREADS', tf.config.threading.get_intra_op_parallelism_threads())\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "KERAS tf_keras 2.21.0" in proc.stdout
+    assert "THREADS 1" in proc.stdout
+    assert "tensorflow " in proc.stdout and "2.21.0" in proc.stdout
+    noise = ("oneDNN", "cuda", "absl::InitializeLog", "cpu_feature_guard", "I0000")
+    found = [n for n in noise if n in proc.stderr or n in proc.stdout]
+    assert not found, f"TensorFlow log noise leaked: {found}\n{proc.stderr}"
+
+
+def test_setup_after_tensorflow_import_says_restart():
+    proc = run_python(
+        "import os\nos.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
+        "import tensorflow\nimport edgelib\nedgelib.setup()\n"
+    )
+    assert proc.returncode != 0
+    assert "Restart the kernel and run edgelib.setup() first" in proc.stderr
+
+
+def test_setup_seeds_reproducibly():
+    code = (
+        "import edgelib\nedgelib.setup(seed=7, verbose=False)\n"
+        "import numpy as np, tensorflow as tf\n"
+        "print(np.random.rand(), float(tf.random.uniform(())))\n"
+    )
+    first, second = run_python(code), run_python(code)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+
+
+def test_setup_rejects_bad_arguments():
+    import pytest
+
+    import edgelib
+
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        edgelib.setup(threads=0)
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        edgelib.setup(seed=-1)

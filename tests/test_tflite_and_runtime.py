@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+
+from conftest import run_python
+from edgelib import tflite
+from edgelib.runtime import EdgeModel, ModelFileError
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_digits_model):
+    model, x = tiny_digits_model
+    return {mode: tflite.convert(model, mode, representative=x[:100]) for mode in tflite.MODES}
+
+
+def test_every_mode_converts_and_int8_is_smallest(converted):
+    sizes = {mode: len(blob) for mode, blob in converted.items()}
+    assert sizes["int8"] < sizes["float16"] < sizes["float32"]
+    assert sizes["dynamic"] < sizes["float32"]
+
+
+def test_edge_model_matches_keras(tiny_digits_model, converted):
+    model, x = tiny_digits_model
+    reference = model.predict(x[:50], verbose=0)
+    float_out = EdgeModel(converted["float32"]).predict(x[:50])
+    np.testing.assert_allclose(float_out, reference, rtol=1e-4, atol=1e-4)
+    int8 = EdgeModel(converted["int8"])
+    assert int8.input_dtype == np.int8
+    int8_out = int8.predict(x[:50])
+    assert int8_out.dtype == np.float32  # dequantized
+    agree = np.mean(int8_out.argmax(1) == reference.argmax(1))
+    assert agree >= 0.9, f"int8 and float predictions agree on only {agree:.0%}"
+
+
+def test_edge_model_validates_input(converted):
+    m = EdgeModel(converted["int8"])
+    with pytest.raises(ValueError, match=r"expected a batch of shape \(N, 28, 28, 1\)"):
+        m.predict(np.zeros((2, 28, 28)))
+    with pytest.raises(ValueError, match="NaN"):
+        m.predict(np.full((1, 28, 28, 1), np.nan))
+    with pytest.raises(ValueError, match="can represent only"):
+        m.predict(np.full((1, 28, 28, 1), 255.0))  # raw pixels instead of [0, 1]
+    with pytest.raises(TypeError, match="numeric"):
+        m.predict(np.array([["a"]]))
+
+
+def test_edge_model_refuses_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(ModelFileError, match="file not found"):
+        EdgeModel(tmp_path / "missing.tflite")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"this is not a flatbuffer at all")
+    with pytest.raises(ModelFileError, match="not a TFLite model"):
+        EdgeModel(bad)
+    with pytest.raises(ModelFileError, match="not a TFLite model"):
+        EdgeModel(b"")
+
+
+def test_edge_model_refuses_a_truncated_model(converted):
+    with pytest.raises(ModelFileError, match="could not load"):
+        EdgeModel(converted["float32"][: len(converted["float32"]) // 3])
+
+
+def test_runtime_never_imports_tensorflow(converted, tmp_path):
+    path = tflite.save(converted["int8"], tmp_path / "m.tflite")
+    proc = run_python(
+        "import sys, numpy as np\n"
+        "from edgelib.runtime import EdgeModel\n"
+        f"m = EdgeModel({str(path)!r})\n"
+        "m.predict(np.zeros((2, 28, 28, 1), np.float32))\n"
+        "loaded = sorted(k for k in sys.modules if k.split('.')[0] in "
+        "('tensorflow', 'tf_keras', 'keras'))\n"
+        "print('LOADED', loaded)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout
+
+
+def test_convert_refuses_bad_requests(tiny_digits_model):
+    model, x = tiny_digits_model
+    with pytest.raises(tflite.ConversionError, match="unknown mode 'int4'"):
+        tflite.convert(model, "int4")
+    with pytest.raises(tflite.ConversionError, match="needs representative"):
+        tflite.convert(model, "int8")
+    with pytest.raises(tflite.ConversionError, match=r"shape \(N, 28, 28, 1\)"):
+        tflite.convert(model, "int8", representative=x[:, :, :, 0])
+    with pytest.raises(tflite.ConversionError, match="NaN"):
+        tflite.convert(model, "int8", representative=np.full((4, 28, 28, 1), np.nan))
+
+
+def test_convert_refuses_the_gru_recipe_that_crashes(tf_ready):
+    import tf_keras as keras
+
+    gru = keras.Sequential([keras.layers.Input((10, 4), batch_size=1), keras.layers.GRU(8)])
+    with pytest.raises(tflite.ConversionError, match="crashes the TFLite converter"):
+        tflite.convert(gru, "int8", representative=np.zeros((4, 10, 4), np.float32))
+    dynamic_batch = keras.Sequential([keras.layers.Input((10, 4)), keras.layers.GRU(8)])
+    with pytest.raises(tflite.ConversionError, match="fixed batch size"):
+        tflite.convert(dynamic_batch, "float32")
+
+
+def test_sizes_reports_gzip(converted):
+    s = tflite.sizes(converted["float32"])
+    assert 0 < s["gzip_bytes"] < s["bytes"] == len(converted["float32"])
