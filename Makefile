@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Jupyter refuses to run as root unless told; containers often run as root.
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test lint unit notebooks execute timings lock clean help
 
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab chapters/00_start_here.ipynb
+	$(BIN)/jupyter lab $(LAB_FLAGS) chapters/00_start_here.ipynb
 
 test: $(STAMP)
 	$(BIN)/ruff check .
