@@ -125,6 +125,57 @@ class EdgeModel:
         results = [self._read(d) for d in self.outputs]
         return results[0] if len(results) == 1 else results
 
+    # --- inspection: what is inside the model (needs only LiteRT) ---------------
+
+    def ops(self) -> list[str]:
+        """The operators in execution order, e.g. ['QUANTIZE', 'CONV_2D', ...]."""
+        return [op["op_name"] for op in self.interpreter._get_ops_details()]
+
+    def tensors(self) -> list[dict]:
+        """Every tensor: name, shape, dtype, bytes, and quantization (scales and
+        zero points, one per channel for per-channel quantized weights)."""
+        rows = []
+        for t in self.interpreter.get_tensor_details():
+            q = t["quantization_parameters"]
+            rows.append({
+                "index": t["index"], "name": t["name"], "shape": tuple(int(d) for d in t["shape"]),
+                "dtype": np.dtype(t["dtype"]).name,
+                "bytes": int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize,
+                "scales": np.asarray(q["scales"]), "zero_points": np.asarray(q["zero_points"]),
+                "quantized_dimension": int(q["quantized_dimension"]),
+            })
+        return rows
+
+    def peak_activation_bytes(self) -> int:
+        """Estimated peak memory of the activations during one inference.
+
+        Walks the operators in execution order; a tensor produced by an
+        operator (or fed as the model input) is alive from then until its last
+        reader. The peak over all steps of the bytes alive is what a memory
+        planner must provide at least; constants (weights) are not counted.
+        LiteRT's real arena can be somewhat larger (alignment, scratch buffers).
+        """
+        ops = self.interpreter._get_ops_details()
+        size = {t["index"]: t["bytes"] for t in self.tensors()}
+        produced = {int(i) for op in ops for i in op["outputs"]}
+        produced |= {int(d["index"]) for d in self.interpreter.get_input_details()}
+        last_use: dict[int, int] = {}
+        for step, op in enumerate(ops):
+            for i in op["inputs"]:
+                if int(i) in produced:
+                    last_use[int(i)] = step
+        for d in self.outputs:
+            last_use[int(d["index"])] = len(ops)
+        birth = {int(d["index"]): 0 for d in self.interpreter.get_input_details()}
+        for step, op in enumerate(ops):
+            for i in op["outputs"]:
+                birth.setdefault(int(i), step)
+        peak = 0
+        for step in range(len(ops)):
+            alive = sum(size[t] for t, b in birth.items() if b <= step <= last_use.get(t, b))
+            peak = max(peak, alive)
+        return peak
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Run a batch of examples one by one; return the stacked float outputs."""
         x = np.asarray(x)

@@ -100,3 +100,29 @@ def test_convert_refuses_the_gru_recipe_that_crashes(tf_ready):
 def test_sizes_reports_gzip(converted):
     s = tflite.sizes(converted["float32"])
     assert 0 < s["gzip_bytes"] < s["bytes"] == len(converted["float32"])
+
+
+def test_inspection_lists_ops_tensors_and_peak_memory(converted):
+    m = EdgeModel(converted["int8"])
+    ops = m.ops()
+    assert ops.count("CONV_2D") == 2 and "FULLY_CONNECTED" in ops
+    tensors = {t["index"]: t for t in m.tensors()}
+    conv_weights = [t for t in tensors.values() if t["shape"] == (16, 3, 3, 8)]
+    assert conv_weights and conv_weights[0]["dtype"] == "int8"
+    assert len(conv_weights[0]["scales"]) == 16  # per-channel: one scale per filter
+    assert np.all(conv_weights[0]["zero_points"] == 0)  # symmetric weights
+    peak = m.peak_activation_bytes()
+    # at least the largest single activation (26x26x8 int8 after conv1) and its input
+    assert 26 * 26 * 8 + 28 * 28 <= peak < 10 * 26 * 26 * 8
+
+
+def test_integer_token_inputs_pass_through(tf_ready):
+    import tf_keras as keras
+
+    model = keras.Sequential([keras.layers.Input((6,), dtype="int32"),
+                              keras.layers.Embedding(20, 4), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    edge = EdgeModel(tflite.convert(model, "float32"))
+    tokens = np.array([[1, 2, 3, 4, 5, 19]], dtype=np.int32)
+    np.testing.assert_allclose(edge.predict(tokens), model.predict(tokens, verbose=0),
+                               rtol=1e-5, atol=1e-6)
