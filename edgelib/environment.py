@@ -47,6 +47,9 @@ REPORTED_PACKAGES = (
 )
 
 
+last_setup: dict = {}  # filled by setup()
+
+
 class KernelStateError(RuntimeError):
     """The kernel is in a state the course cannot fix by itself."""
 
@@ -102,8 +105,11 @@ def setup(
     threads: int = DEFAULT_THREADS,
     deterministic: bool = True,
     verbose: bool = True,
-) -> dict:
-    """Prepare the kernel for a course notebook and return what was set.
+) -> None:
+    """Prepare the kernel for a course notebook.
+
+    What was set (versions, seed, threads) is kept in
+    `edgelib.environment.last_setup`.
 
     Call it in the first code cell, before anything imports TensorFlow.
     Calling it again (re-running the cell) re-seeds and is harmless.
@@ -168,4 +174,5 @@ def setup(
               f"seed {seed}, {info['threads']} threads, deterministic ops: {deterministic}")
         for name, version in info["versions"].items():
             print(f"  {name:<30} {version}")
-    return info
+    last_setup.clear()
+    last_setup.update(info)

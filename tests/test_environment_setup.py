@@ -4,7 +4,9 @@ from conftest import run_python
 def test_setup_selects_keras2_quietly_and_reports_versions():
     proc = run_python(
         "import edgelib\n"
-        "info = edgelib.setup(seed=3, threads=1)\n"
+        "edgelib.setup(seed=3, threads=1)\n"
+        "from edgelib.environment import last_setup\n"
+        "assert last_setup['seed'] == 3 and last_setup['threads'] == 1\n"
         "import tensorflow as tf\n"
         "import tf_keras\nprint('KERAS', tf.keras.__name__.split('.')[0], tf_keras.__version__)\n"
         "print('THREADS', tf.config.threading.get_intra_op_parallelism_threads())\n"
