@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Jupyter refuses to run as root unless told; containers often run as root.
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test lint unit notebooks execute timings lock clean help
+.PHONY: lab test lint unit notebooks execute bench lock clean help
 
 help:
 	@echo "make lab        open the course in JupyterLab (creates .venv on first use)"
@@ -16,6 +16,7 @@ help:
 	@echo "make unit       unit tests of edgelib only"
 	@echo "make notebooks  nbval over chapters/ only"
 	@echo "make execute    re-execute every chapter in place (refresh stored outputs) and time it"
+	@echo "make bench      chapter models in every TFLite mode: accuracy, size, latency table + plot"
 	@echo "make lock       rewrite constraints.txt from the current .venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -42,6 +43,9 @@ notebooks: $(STAMP)
 
 execute: $(STAMP)
 	$(BIN)/python scripts/execute_chapters.py $(CHAPTERS)
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
 
 lock: $(STAMP)
 	@{ echo "# Every package of the course environment, pinned (pip constraints file)."; \
