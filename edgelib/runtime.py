@@ -155,7 +155,8 @@ class EdgeModel:
         planner must provide at least; constants (weights) are not counted.
         LiteRT's real arena can be somewhat larger (alignment, scratch buffers).
         """
-        ops = self.interpreter._get_ops_details()
+        # A DELEGATE node (XNNPACK) stands for operators already listed; skip it.
+        ops = [op for op in self.interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
         size = {t["index"]: t["bytes"] for t in self.tensors()}
         produced = {int(i) for op in ops for i in op["outputs"]}
         produced |= {int(d["index"]) for d in self.interpreter.get_input_details()}
