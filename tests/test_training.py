@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from edgelib import training
+
+
+def test_keras_tuner_builds_tf_keras_models(tf_ready):
+    import tf_keras as keras
+
+    kt = training.import_keras_tuner()
+    assert training.import_keras_tuner() is kt
+
+    def build(hp):
+        model = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(hp.Int("u", 1, 2))])
+        model.compile("sgd", "mse")
+        return model
+
+    hypermodel = kt.HyperModel()
+    hypermodel.build = build
+    model = hypermodel.build(kt.HyperParameters())
+    assert isinstance(model, keras.Model)
+    import sys
+
+    assert sys.modules.get("keras") is not keras  # the swap was undone
+
+
+def test_make_dataset_batches_and_is_repeatable(tf_ready):
+    x, y = np.arange(10, dtype=np.float32)[:, None], np.arange(10)
+    data = training.make_dataset(x, y, batch_size=4, seed=3)
+    first = [b[1].numpy().tolist() for b in data]
+    assert [len(b) for b in first] == [4, 4, 2]
+    assert sorted(sum(first, [])) == list(range(10))
+    again = [b[1].numpy().tolist() for b in training.make_dataset(x, y, batch_size=4, seed=3)]
+    assert again == first
+    plain = [b[1].numpy().tolist() for b in training.make_dataset(x, y, 4, shuffle=False)]
+    assert plain == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_make_dataset_refuses_bad_input(tf_ready):
+    with pytest.raises(ValueError, match="x has 3 examples but y has 2"):
+        training.make_dataset(np.zeros(3), np.zeros(2))
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        training.make_dataset(np.zeros(3), np.zeros(3), batch_size=0)
+    with pytest.raises(ValueError, match="NaN"):
+        training.make_dataset(np.array([np.nan]), np.zeros(1))
+
+
+def test_count_event_files(tmp_path):
+    assert training.count_event_files(tmp_path / "none") == 0
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "events.out.tfevents.1.host").write_bytes(b"")
+    assert training.count_event_files(tmp_path) == 1
