@@ -5,9 +5,13 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def tf_ready():
-    """Run edgelib.setup() once for the session (Keras 2, quiet, seeded)."""
+    """Run edgelib.setup() once, before any test can import TensorFlow.
+
+    It must come first: a test that imports TensorFlow before it would leave
+    tf.keras on Keras 3 for the rest of the session.
+    """
     import edgelib
 
     edgelib.setup(verbose=False)

@@ -43,7 +43,7 @@ def test_a_tone_lands_in_the_right_mel_bin():
     assert np.all(feats.argmax(axis=1) == expected)
 
 
-def test_filterbank_and_features_match_tensorflow():
+def test_filterbank_and_features_match_tensorflow(tf_ready):
     import tensorflow as tf
 
     mel_tf = tf.signal.linear_to_mel_weight_matrix(40, 257, 16000, 20.0, 7600.0).numpy()
@@ -74,7 +74,7 @@ def test_mu_law_round_trip_and_curve():
         audio.mu_law_encode(np.array([0.0, np.nan]))
 
 
-def test_clear_errors():
+def test_clear_errors(tf_ready):
     good = np.zeros(16000, np.float32)
     with pytest.raises(AudioError, match="sample rate 8000 Hz.*16000"):
         audio.log_mel(good, sample_rate=8000)
