@@ -45,7 +45,7 @@ execute: $(STAMP)
 	$(BIN)/python scripts/execute_chapters.py $(CHAPTERS)
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py --readme
 
 lock: $(STAMP)
 	@{ echo "# Every package of the course environment, pinned (pip constraints file)."; \

@@ -1,6 +1,6 @@
 """The course's benchmark: chapter models in every TFLite mode, one table.
 
-    make bench                      # or: python scripts/bench.py [--out DIR] [--repeats N]
+    make bench          # or: python scripts/bench.py [--out DIR] [--repeats N] [--readme]
 
 For each model (the digits CNN of chapter 09; the keyword spotter of chapter
 13), trains it (seeded, a few epochs), converts it to float32, dynamic-range,
@@ -8,18 +8,22 @@ float16 and full-int8 TFLite, and measures on its test set: accuracy, file
 size, gzip size, and batch-1 latency p50 / p99 on the LiteRT interpreter (one
 thread, warm-up, all modes interleaved in one run). Prints one table with
 ratios vs float32 and saves a size-accuracy-latency plot and the table as
-JSON under --out (default artifacts/bench/, git-ignored).
+JSON under --out (default artifacts/bench/, git-ignored); with --readme (what
+`make bench` passes) the table also replaces the one quoted in README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from readme_block import replace_block
 
 import edgelib
 
@@ -37,13 +41,15 @@ def digits_cnn_case():
 
 
 def keyword_spotter_case():
-    from edgelib import audio, datasets, models
+    from edgelib import audio, datasets, models, quantization
 
     ds = datasets.load("speech_commands")
-    x_train, x_test = audio.kws_features(ds.train.x), audio.kws_features(ds.test.x)
-    model = models.compile_classifier(models.ds_cnn(x_train.shape[1:], len(ds.classes)))
-    model.fit(x_train, ds.train.y, epochs=models.DS_CNN_EPOCHS, batch_size=64, verbose=0)
-    return model, x_train[:300], x_test, ds.test.y
+    x_train = audio.kws_features(ds.train.x)
+    clip_range = (float(x_train.min()), float(x_train.max()))
+    x_test = audio.kws_features(ds.test.x, clip_range=clip_range)
+    model = models.ds_cnn(x_train.shape[1:], classes=len(ds.classes))
+    models.train_keyword_spotter(model, x_train, ds.train.y)
+    return model, quantization.calibration_sample(x_train), x_test, ds.test.y
 
 
 CASES = {"digits CNN (ch. 09)": digits_cnn_case, "keyword spotter DS-CNN (ch. 13)":
@@ -86,6 +92,22 @@ def print_table(results):
                   f"{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}{r['p50_ms'] / ref['p50_ms']:>10.2f}")
 
 
+def markdown_table(results) -> str:
+    """The table as Markdown, for the README's bench block."""
+    lines = ["| model | mode | accuracy | bytes | x float32 | gzip bytes | p50 ms | p99 ms "
+             "| p50 x float32 |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, rows in results.items():
+        ref = rows["float32"]
+        for mode, r in rows.items():
+            lines.append(f"| {name} | {mode} | {r['accuracy']:.1%} | {r['bytes']:,} "
+                         f"| {r['bytes'] / ref['bytes']:.2f} | {r['gzip_bytes']:,} "
+                         f"| {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
+                         f"| {r['p50_ms'] / ref['p50_ms']:.2f} |")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (f"Last `make bench` ({machine}; LiteRT, 1 thread, batch 1):\n\n"
+            + "\n".join(lines))
+
+
 def plot(results, path):
     import matplotlib
 
@@ -111,20 +133,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
     parser.add_argument("--repeats", type=int, default=500)
+    parser.add_argument("--readme", action="store_true",
+                        help="also write the table into README.md (the figures it quotes)")
     args = parser.parse_args(argv)
     edgelib.setup(verbose=False)
-    from edgelib import models
-
     results = {}
     for name, build in CASES.items():
-        if build is keyword_spotter_case and not hasattr(models, "ds_cnn"):
-            print(f"  ({name}: skipped, no DS-CNN builder in edgelib.models)", file=sys.stderr)
-            continue
         results[name] = measure(name, build, args.repeats)
     print_table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=1))
     plot(results, args.out / "bench.png")
+    if args.readme:
+        readme = ROOT / "README.md"
+        readme.write_text(replace_block(readme.read_text(), "bench", markdown_table(results)))
     print(f"\ntable: {args.out / 'bench.json'}\nplot:  {args.out / 'bench.png'}")
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from readme_block import block, replace_block
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 README = ROOT / "README.md"
-START, END = "<!-- timings:start -->", "<!-- timings:end -->"
 
 
 def execute(path: Path, timeout: int = 600) -> float:
@@ -37,17 +37,17 @@ def execute(path: Path, timeout: int = 600) -> float:
     return elapsed
 
 
-def update_readme(times: dict[str, float]) -> None:
-    text = README.read_text()
-    if START not in text:
-        return
-    old = text.split(START, 1)[1].split(END, 1)[0]
-    rows = dict(re.findall(r"^\| `([^`]+)` \| ([^|]+) \|$", old, re.M))
+def with_timings(text: str, times: dict[str, float]) -> str:
+    """`text` with the table between the timing markers updated by `times`.
+
+    Rows of notebooks not in `times` keep their previous figure.
+    """
+    rows = dict(re.findall(r"^\| `([^`]+)` \| ([^|]+) \|$", block(text, "timings"), re.M))
     rows.update({name: f"{seconds:.0f} s" for name, seconds in times.items()})
     cpu = f"{platform.machine()}, Python {platform.python_version()}"
     table = ["| notebook | time to execute (2 cores, " + cpu + ") |", "|---|---|"]
     table += [f"| `{name}` | {rows[name]} |" for name in sorted(rows)]
-    README.write_text(text.replace(old, "\n" + "\n".join(table) + "\n"))
+    return replace_block(text, "timings", "\n".join(table))
 
 
 def main(prefixes: list[str]) -> None:
@@ -60,7 +60,7 @@ def main(prefixes: list[str]) -> None:
         seconds = execute(path)
         times[path.name] = seconds
         print(f"{path.name:<45} {seconds:6.1f} s", flush=True)
-    update_readme(times)
+    README.write_text(with_timings(README.read_text(), times))
 
 
 if __name__ == "__main__":

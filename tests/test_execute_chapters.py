@@ -1,0 +1,32 @@
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+spec = importlib.util.spec_from_file_location("execute_chapters", SCRIPTS / "execute_chapters.py")
+execute_chapters = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(execute_chapters)
+
+START, END = "<!-- timings:start -->", "<!-- timings:end -->"
+
+
+def test_timing_table_fills_an_empty_block_once():
+    text = f"intro\nline two\n\n{START}\n{END}\n\nrest\n"
+    out = execute_chapters.with_timings(text, {"00_a.ipynb": 21.6})
+    assert out.count("| `00_a.ipynb` | 22 s |") == 1
+    assert out.startswith("intro\nline two\n\n" + START) and out.endswith(END + "\n\nrest\n")
+
+
+def test_timing_table_keeps_other_rows_and_replaces_updated_ones():
+    text = execute_chapters.with_timings(f"{START}\n{END}", {"00_a.ipynb": 10, "01_b.ipynb": 20})
+    out = execute_chapters.with_timings(text, {"01_b.ipynb": 31})
+    assert "| `00_a.ipynb` | 10 s |" in out and "| `01_b.ipynb` | 31 s |" in out
+    assert "20 s" not in out and out.count("time to execute") == 1
+
+
+def test_missing_markers_are_reported():
+    with pytest.raises(ValueError, match="markers"):
+        execute_chapters.with_timings("no table here", {"00_a.ipynb": 1})
