@@ -256,3 +256,57 @@ def n_frames(
     if n_samples < frame_length:
         raise AudioError(f"{n_samples} samples is shorter than one frame ({frame_length})")
     return 1 + (n_samples - frame_length) // frame_step
+
+
+# --- the keyword spotter's front end (chapter 13, make bench) -------------------------------
+
+KWS_FRAME_STEP = 320  # 20 ms: 49 frames of 40 log-mel bands per 1-s clip
+
+
+def normalize_bands(feats) -> np.ndarray:
+    """Subtract each mel band's mean over time, per clip: (..., frames, mels).
+
+    A gain g adds 2 ln g to every log-mel value and a voice or microphone
+    tilts each band by a roughly constant amount; both vanish here.
+    """
+    feats = np.asarray(feats, np.float32)
+    if feats.ndim < 2 or feats.shape[-2] < 1:
+        raise AudioError(f"expected features (..., frames, mels), got shape {feats.shape}")
+    return feats - feats.mean(axis=-2, keepdims=True)
+
+
+def kws_features(x, clip_range: tuple[float, float] | None = None) -> np.ndarray:
+    """The keyword spotter's input: (N, 16000) clips -> (N, 49, 40, 1) float32.
+
+    Log-mel every 20 ms, band means removed (`normalize_bands`), then, when
+    `clip_range` = (low, high) is given, clipped to the range seen in
+    training (what a full-int8 model's fixed input range needs). Training
+    and device share this one function, so their features are the same.
+    """
+    feats = normalize_bands(log_mel(x, frame_step=KWS_FRAME_STEP))
+    if clip_range is not None:
+        low, high = clip_range
+        if not low < high:
+            raise AudioError(f"clip_range must be (low, high) with low < high, got {clip_range}")
+        feats = np.clip(feats, low, high)
+    return feats[..., None]
+
+
+def shift_bands(x, rng: np.random.Generator, max_shift: int = 2) -> np.ndarray:
+    """Shift each spectrogram (N, frames, mels, 1) by a random number of mel bands.
+
+    An augmentation that imitates a different vocal-tract length: each
+    example moves up or down by 0..`max_shift` bands, repeating the edge band.
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise AudioError(f"expected spectrograms (N, frames, mels, 1), got shape {x.shape}")
+    if max_shift < 0 or max_shift >= x.shape[2]:
+        raise AudioError(f"max_shift must be in [0, {x.shape[2] - 1}], got {max_shift}")
+    out = np.empty_like(x)
+    shifts = rng.integers(-max_shift, max_shift + 1, len(x))
+    for s in range(-max_shift, max_shift + 1):
+        pick = shifts == s
+        idx = np.clip(np.arange(x.shape[2]) - s, 0, x.shape[2] - 1)
+        out[pick] = x[pick][:, :, idx]
+    return out

@@ -5,6 +5,8 @@ Import after `edgelib.setup()`, which selects Keras 2 before TensorFlow loads.
 
 from __future__ import annotations
 
+import numpy as np
+
 
 def digits_cnn(filters: tuple[int, int] = (8, 16), input_shape=(28, 28, 1), classes: int = 10):
     """A small LeNet-style CNN for 28x28 digits, returning logits.
@@ -41,3 +43,65 @@ def compile_classifier(model, learning_rate: float = 1e-3):
         metrics=["accuracy"],
     )
     return model
+
+
+DS_CNN_EPOCHS = 6  # chapter 13's recipe: 6 epochs, batch 64, Adam 5e-3 with cosine decay
+
+
+def ds_cnn(input_shape=(49, 40, 1), channels: int = 64, blocks: int = 4, classes: int = 12):
+    """DS-CNN keyword spotter (MLPerf Tiny family), softmax output.
+
+    conv 10x4 stride 2 -> `blocks` x (depthwise 3x3 + pointwise 1x1, each
+    with batch norm and ReLU) -> global average pool -> dropout -> dense.
+    """
+    import tf_keras as keras
+
+    if channels < 1 or blocks < 0 or classes < 2:
+        raise ValueError(f"need channels >= 1, blocks >= 0, classes >= 2; got {channels}, "
+                         f"{blocks}, {classes}")
+    layers = keras.layers
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(channels, (10, 4), strides=2, padding="same", use_bias=False)(inputs)
+    x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+    for _ in range(blocks):
+        x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+        x = layers.Conv2D(channels, 1, use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    outputs = layers.Dense(classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="ds_cnn")
+
+
+def train_keyword_spotter(model, x_train, y_train, validation=None, epochs: int = DS_CNN_EPOCHS,
+                          batch_size: int = 64, learning_rate: float = 5e-3, seed: int = 13,
+                          on_epoch=None) -> list[dict]:
+    """Chapter 13's recipe: Adam with cosine decay, mel-band shifts redrawn every epoch.
+
+    `validation` = (x_val, y_val) is evaluated after each epoch; `on_epoch`
+    (if given) is called with each epoch's record {"epoch", "accuracy",
+    "val_accuracy"}. Returns the list of records.
+    """
+    import tf_keras as keras
+
+    from edgelib.audio import shift_bands
+
+    if len(x_train) != len(y_train):
+        raise ValueError(f"x_train has {len(x_train)} examples but y_train {len(y_train)}")
+    rng = np.random.default_rng(seed)
+    steps = epochs * int(np.ceil(len(x_train) / batch_size))
+    model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate,
+                                                                               steps)),
+                  "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = []
+    for epoch in range(epochs):
+        fit = model.fit(shift_bands(x_train, rng), y_train, batch_size=batch_size, epochs=1,
+                        verbose=0)
+        record = {"epoch": epoch + 1, "accuracy": fit.history["accuracy"][0]}
+        if validation is not None:
+            record["val_accuracy"] = model.evaluate(*validation, verbose=0)[1]
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    return history

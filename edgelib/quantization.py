@@ -66,3 +66,22 @@ def dequantize(q, scale, zero_point) -> np.ndarray:
     """r = s * (q - z)."""
     return np.asarray(scale, dtype=np.float64) * (np.asarray(q, dtype=np.float64)
                                                  - np.asarray(zero_point))
+
+
+def calibration_sample(x, n: int = 200, extremes: int = 20) -> np.ndarray:
+    """A representative set for int8 calibration: at most `n` examples of `x` (N, ...).
+
+    The `extremes` examples with the smallest and the `extremes` with the
+    largest values are always in it, so the calibrated input range covers
+    everything the training data holds; the rest are evenly spaced.
+    """
+    x = np.asarray(x)
+    if x.ndim < 1 or len(x) == 0:
+        raise ValueError(f"expected a non-empty batch of examples, got shape {x.shape}")
+    if not 0 <= 2 * extremes <= n:
+        raise ValueError(f"need 0 <= 2 * extremes <= n, got extremes={extremes}, n={n}")
+    flat = x.reshape(len(x), -1)
+    picked = np.concatenate([np.argsort(flat.min(axis=1))[:extremes],
+                             np.argsort(flat.max(axis=1))[-extremes:] if extremes else []])
+    spread = np.linspace(0, len(x) - 1, min(len(x), n - 2 * extremes)).round().astype(int)
+    return x[np.union1d(picked.astype(int), spread)]

@@ -1,0 +1,82 @@
+"""The keyword spotter's shared pieces: front end, augmentation, DS-CNN, calibration set."""
+
+import numpy as np
+import pytest
+
+from edgelib import audio
+from edgelib.audio import AudioError
+from edgelib.quantization import calibration_sample
+
+
+def _clips(rng, n=3):
+    t = np.arange(16000) / 16000
+    tones = np.stack([np.sin(2 * np.pi * (300 + 200 * k) * t) for k in range(n)])
+    return (0.3 * tones + 0.01 * rng.standard_normal((n, 16000))).astype(np.float32)
+
+
+def test_kws_features_shape_normalization_and_gain_invariance(rng):
+    clips = _clips(rng)
+    feats = audio.kws_features(clips)
+    assert feats.shape == (3, 49, 40, 1) and feats.dtype == np.float32
+    np.testing.assert_allclose(feats.mean(axis=1), 0, atol=1e-4)  # every band centred
+    # a gain only shifts log-mel values: normalized features barely change
+    quieter = audio.kws_features(0.5 * clips)
+    assert np.median(np.abs(quieter - feats)) < 1e-3
+
+
+def test_kws_features_clip_to_the_training_range(rng):
+    feats = audio.kws_features(_clips(rng), clip_range=(-1.0, 1.5))
+    assert feats.min() >= -1.0 and feats.max() <= 1.5
+    with pytest.raises(AudioError, match="low < high"):
+        audio.kws_features(_clips(rng), clip_range=(2.0, 1.0))
+    with pytest.raises(AudioError, match="clip length"):
+        audio.kws_features(np.zeros((2, 8000), np.float32))
+
+
+def test_normalize_bands_refuses_a_vector():
+    with pytest.raises(AudioError, match=r"\(\.\.\., frames, mels\)"):
+        audio.normalize_bands(np.zeros(40))
+
+
+def test_shift_bands_moves_whole_spectra_by_at_most_max_shift(rng):
+    x = np.tile(np.arange(40, dtype=np.float32), (50, 5, 1))[..., None]  # band index as value
+    out = audio.shift_bands(x, np.random.default_rng(1), max_shift=2)
+    shifts = x[:, 0, 20, 0] - out[:, 0, 20, 0]  # the middle band shows the shift
+    assert set(shifts.tolist()) <= {-2, -1, 0, 1, 2} and len(set(shifts.tolist())) > 1
+    assert np.all(out[:, 0, 0, 0] >= 0) and np.all(out[:, 0, -1, 0] <= 39)  # edges repeat
+    again = audio.shift_bands(x, np.random.default_rng(1), max_shift=2)
+    np.testing.assert_array_equal(out, again)  # seeded: reproducible
+    with pytest.raises(AudioError, match="max_shift"):
+        audio.shift_bands(x, rng, max_shift=40)
+    with pytest.raises(AudioError, match="N, frames, mels, 1"):
+        audio.shift_bands(x[..., 0], rng)
+
+
+def test_ds_cnn_trains_with_the_chapter_recipe(tf_ready, rng):
+    from edgelib import models
+
+    model = models.ds_cnn((49, 40, 1), channels=8, blocks=1, classes=3)
+    x = rng.standard_normal((48, 49, 40, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 48)
+    seen = []
+    history = models.train_keyword_spotter(model, x, y, validation=(x[:8], y[:8]), epochs=2,
+                                           batch_size=16, on_epoch=seen.append)
+    assert [r["epoch"] for r in history] == [1, 2] and seen == history
+    assert all(0 <= r["accuracy"] <= 1 and 0 <= r["val_accuracy"] <= 1 for r in history)
+    assert model.output_shape == (None, 3)
+    with pytest.raises(ValueError, match="48 examples but y_train 47"):
+        models.train_keyword_spotter(model, x, y[:47], epochs=1)
+    with pytest.raises(ValueError, match="channels >= 1"):
+        models.ds_cnn(channels=0)
+
+
+def test_calibration_sample_keeps_the_extremes(rng):
+    x = rng.standard_normal((1000, 4, 4))
+    x[777, 0, 0], x[998, 1, 1] = -50.0, 60.0
+    sample = calibration_sample(x, n=100, extremes=10)
+    assert len(sample) <= 100 and sample.min() == -50.0 and sample.max() == 60.0
+    assert len(calibration_sample(x[:30], n=100)) == 30  # fewer examples than n: all of them
+    with pytest.raises(ValueError, match="extremes"):
+        calibration_sample(x, n=10, extremes=6)
+    with pytest.raises(ValueError, match="non-empty"):
+        calibration_sample(np.zeros((0, 3)))
