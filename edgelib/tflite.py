@@ -52,27 +52,67 @@ def _refuse_risky_recurrent(model, mode: str) -> None:
             )
 
 
+def _input_dtype(model) -> np.dtype:
+    """The numpy dtype of the model's (first) input: float32 for images and
+    features, an integer type for token ids that feed an Embedding."""
+    dtype = getattr(model.inputs[0], "dtype", None) if getattr(model, "inputs", None) else None
+    dtype = getattr(dtype, "as_numpy_dtype", dtype)
+    return np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
+
+
+def _representative_array(model, representative) -> np.ndarray:
+    """Validate the calibration inputs and give them the model's input dtype.
+
+    Float inputs: cast to float32, must be finite. Integer inputs (token ids):
+    must be whole numbers that fit the input dtype; they stay integers, since
+    the converter feeds them to the model as they are.
+    """
+    dtype = _input_dtype(model)
+    raw = np.asarray(representative)
+    expected = tuple(model.inputs[0].shape[1:])
+    if raw.shape[1:] != expected:
+        raise ConversionError(
+            f"representative inputs must have shape (N, {', '.join(map(str, expected))}), "
+            f"got {raw.shape}"
+        )
+    if raw.dtype.kind not in "fiub":
+        raise ConversionError(f"representative inputs must be numeric, got dtype {raw.dtype}")
+    if dtype.kind not in "iu":
+        representative = raw.astype(np.float32)
+        if not np.isfinite(representative).all():
+            raise ConversionError("representative inputs contain NaN or infinite values")
+        return representative
+    if raw.dtype.kind == "f":
+        if not np.isfinite(raw).all() or not np.array_equal(raw, np.round(raw)):
+            raise ConversionError(
+                f"the model takes {dtype.name} inputs (e.g. token ids), but the representative "
+                "inputs contain non-integer, NaN or infinite values"
+            )
+    info = np.iinfo(dtype)
+    if raw.size and (raw.min() < info.min or raw.max() > info.max):
+        raise ConversionError(
+            f"representative inputs span [{raw.min()}, {raw.max()}], outside the range of the "
+            f"model's {dtype.name} input"
+        )
+    return raw.astype(dtype)
+
+
 def convert(model, mode: str = "float32", representative=None, calibration_steps: int = 200):
     """Convert a tf_keras model to TFLite flatbuffer bytes in the given mode.
 
     `representative`: an array of typical inputs (first axis = examples), used
     by "int8" to calibrate activation ranges; the first `calibration_steps`
-    examples are used one at a time.
+    examples are used one at a time. A model whose input is integer (token
+    ids feeding an Embedding) is calibrated with integer ids and keeps its
+    integer input in the int8 model (only float inputs become int8); its
+    output is int8 as usual.
     """
     if mode not in MODES:
         raise ConversionError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if mode == "int8":
         if representative is None:
             raise ConversionError("int8 conversion needs representative inputs (an array)")
-        representative = np.asarray(representative, dtype=np.float32)
-        expected = tuple(model.inputs[0].shape[1:])
-        if representative.shape[1:] != expected:
-            raise ConversionError(
-                f"representative inputs must have shape (N, {', '.join(map(str, expected))}), "
-                f"got {representative.shape}"
-            )
-        if not np.isfinite(representative).all():
-            raise ConversionError("representative inputs contain NaN or infinite values")
+        representative = _representative_array(model, representative)
     _refuse_risky_recurrent(model, mode)
 
     import tensorflow as tf
