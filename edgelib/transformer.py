@@ -30,7 +30,7 @@ if "tensorflow" not in sys.modules:  # imported before edgelib.setup(): still pi
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-__all__ = ["PositionalEmbedding", "TransformerBlock", "sinusoidal_encoding"]
+__all__ = ["PositionalEmbedding", "TransformerBlock", "command_classifier", "sinusoidal_encoding"]
 
 
 def _positive_int(value, name: str) -> int:
@@ -232,3 +232,30 @@ class TransformerBlock(keras.layers.Layer):
                       dropout=self.dropout_rate, causal=self.causal, pre_norm=self.pre_norm,
                       activation=self.activation, epsilon=self.epsilon)
         return config
+
+
+def command_classifier(vocab_size: int, max_len: int, num_classes: int, d_model: int = 32,
+                       num_heads: int = 4, d_ff: int = 64, num_blocks: int = 1,
+                       dropout: float = 0.1, learned: bool = True,
+                       name: str = "command_classifier") -> keras.Model:
+    """A small Transformer encoder that classifies a sequence of token ids (logits out).
+
+    int32 ids (batch, max_len) -> PositionalEmbedding -> num_blocks x
+    TransformerBlock (pre-norm) -> LayerNormalization -> mean over the
+    positions -> Dense(num_classes) logits. Chapter 06 trains it on the
+    smart-home commands; it converts to a fully-integer int8 TFLite model.
+
+    No attention mask on purpose: padding ids (0) are ordinary tokens that
+    the model learns to ignore. A padding mask adds -1e9 to masked scores,
+    which wrecks the int8 scale of the scores tensor (chapter 06 measures it).
+    """
+    _positive_int(num_classes, "num_classes")
+    _positive_int(num_blocks, "num_blocks")
+    ids = keras.Input((_positive_int(max_len, "max_len"),), dtype="int32", name="token_ids")
+    x = PositionalEmbedding(vocab_size, max_len, d_model, learned=learned, name="embedding")(ids)
+    for i in range(num_blocks):
+        x = TransformerBlock(d_model, num_heads, d_ff, dropout=dropout, name=f"block{i + 1}")(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="mean_over_positions")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(ids, logits, name=name)

@@ -160,3 +160,16 @@ def test_integer_representative_inputs_are_validated(tr, rng):
     with pytest.raises(tflite.ConversionError, match="outside the range"):
         tflite.convert(model, "int8", representative=np.full((8, 10), 2**40))
     assert tflite._representative_array(model, np.ones((2, 10))).dtype == np.int32
+
+
+def test_command_classifier_builds_logits(tr, rng):
+    model = tr.command_classifier(vocab_size=50, max_len=12, num_classes=7, d_model=16,
+                                  num_heads=2, d_ff=32, num_blocks=2)
+    assert model.input_shape == (None, 12) and model.output_shape == (None, 7)
+    assert [layer.name for layer in model.layers][1:4] == ["embedding", "block1", "block2"]
+    d, f = 16, 32
+    block = 4 * (d * d + d) + (d * f + f) + (f * d + d) + 4 * d
+    assert model.count_params() == 50 * d + 12 * d + 2 * block + 2 * d + (d * 7 + 7)
+    assert model.predict(rng.integers(0, 50, (3, 12)), verbose=0).shape == (3, 7)
+    with pytest.raises(ValueError, match="num_classes must be a positive int"):
+        tr.command_classifier(50, 12, 0)

@@ -87,14 +87,14 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
     "lock_door": {
         "train": ("lock the {door}", "make sure the {door} is locked", "can you lock up the {door}",
                   "lock all the doors", "lock the {door} for the night"),
-        "val": ("secure the {door}", "is the {door} locked lock it"),
+        "val": ("secure the {door}", "i want the {door} locked"),
         "test": ("could you lock the {door}", "make sure you lock the {door}",
                  "lock up the house", "the {door} should be locked"),
     },
     "unlock_door": {
         "train": ("unlock the {door}", "open the {door}", "can you unlock the {door} for me",
                   "unlock all the doors", "let me in through the {door}"),
-        "val": ("open up the {door}", "is the {door} unlocked unlock it"),
+        "val": ("open up the {door}", "i want the {door} unlocked"),
         "test": ("could you unlock the {door}", "make sure you unlock the {door}",
                  "open the {door} for me", "the {door} should be unlocked"),
     },
