@@ -83,5 +83,5 @@ def calibration_sample(x, n: int = 200, extremes: int = 20) -> np.ndarray:
     flat = x.reshape(len(x), -1)
     picked = np.concatenate([np.argsort(flat.min(axis=1))[:extremes],
                              np.argsort(flat.max(axis=1))[-extremes:] if extremes else []])
-    spread = np.linspace(0, len(x) - 1, min(len(x), n - 2 * extremes)).round().astype(int)
-    return x[np.union1d(picked.astype(int), spread)]
+    step = max(1, -(-len(x) // max(1, n - 2 * extremes)))  # ceil: at most n - 2 extremes
+    return x[np.union1d(picked.astype(int), np.arange(0, len(x), step))]
