@@ -672,7 +672,8 @@ def save(model, config: dict, directory: str | Path = DEFAULT_DIR) -> Path:
 
 def load(directory: str | Path = DEFAULT_DIR, batch_size: int | None = None) -> TinyLM:
     """Rebuild the model saved in `directory`; raise LMError / FileNotFoundError
-    if a file is missing or does not fit the config."""
+    if a file is missing or does not fit the config. For TFLite conversion use
+    `edge_model(loaded.model, loaded.config)` (batch 1 and an int8-friendly mask)."""
     directory = Path(directory)
     config_path, weights_path = directory / "config.json", directory / "weights.npz"
     for path in (config_path, weights_path):
