@@ -71,9 +71,12 @@ CASES = {"digits CNN (ch. 09)": digits_cnn_case,
 
 
 def measure(name, build, repeats):
+    import tf_keras as keras
+
     from edgelib import bench, tflite
     from edgelib.runtime import EdgeModel
 
+    keras.utils.set_random_seed(0)  # each model the same, whatever runs before it
     start = time.perf_counter()
     model, representative, x_test, y_test = build()
     rows = {}
