@@ -351,39 +351,13 @@ def build_model(config: dict, batch_size: int | None = None, mask_value: float |
                              name="ids")
     x = PositionalEmbedding(vocab, config["context"], config["d_model"], learned=True,
                             name="embedding")(ids)
-    blocks = []
     for i in range(config["num_layers"]):
-        blocks.append(TransformerBlock(config["d_model"], config["num_heads"], config["d_ff"],
-                                       dropout=config["dropout"], causal=True,
-                                       name=f"block{i + 1}"))
-        x = blocks[-1](x)
+        x = TransformerBlock(config["d_model"], config["num_heads"], config["d_ff"],
+                             dropout=config["dropout"], causal=True, mask_value=mask_value,
+                             name=f"block{i + 1}")(x)
     x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
     logits = keras.layers.Dense(vocab, name="logits")(x)
-    model = keras.Model(ids, logits, name="tiny_lm")
-    if mask_value is not None:
-        softmax_class = _bounded_mask_softmax()
-        for block in blocks:  # the attention layers are built now; swap their masked softmax
-            attention = block.attention
-            attention._softmax = softmax_class(float(mask_value), axis=attention._softmax.axis)
-    return model
-
-
-def _bounded_mask_softmax():
-    """A Keras Softmax that applies its mask by adding a moderate constant."""
-    import tensorflow as tf
-    import tf_keras as keras
-
-    class BoundedMaskSoftmax(keras.layers.Softmax):
-        def __init__(self, mask_value: float, **kwargs):
-            super().__init__(**kwargs)
-            self.mask_value = mask_value
-
-        def call(self, inputs, mask=None):
-            if mask is not None:  # True = may attend; masked scores get + mask_value
-                inputs = inputs + (1.0 - tf.cast(mask, inputs.dtype)) * self.mask_value
-            return super().call(inputs)
-
-    return BoundedMaskSoftmax
+    return keras.Model(ids, logits, name="tiny_lm")
 
 
 EDGE_MASK_VALUE = -100.0

@@ -110,6 +110,22 @@ def test_non_causal_block_sees_everything_and_honours_a_padding_mask(tr, rng):
     np.testing.assert_allclose(scores.numpy().sum(-1), 1.0, atol=1e-5)
 
 
+def test_a_bounded_mask_gives_the_same_block_and_survives_its_config(tr, rng):
+    x = rng.normal(size=(2, 6, 16)).astype(np.float32)
+    keras_mask = tr.TransformerBlock(16, 4, 32, causal=True)
+    bounded = tr.TransformerBlock(16, 4, 32, causal=True, mask_value=-100)
+    keras_mask(x), bounded(x)  # build both, then share the weights
+    bounded.set_weights(keras_mask.get_weights())
+    out, scores = bounded(x, return_attention_scores=True)
+    np.testing.assert_allclose(out.numpy(), keras_mask(x).numpy(), atol=1e-6)
+    assert np.abs(np.triu(np.ones((6, 6)), k=1) * scores.numpy()).max() < 1e-30
+    clone = tr.TransformerBlock.from_config(bounded.get_config())
+    assert clone.mask_value == -100.0 and clone.causal
+    for bad in (-1e9, 0.0, True, "low"):
+        with pytest.raises(ValueError, match="mask_value must be a number in"):
+            tr.TransformerBlock(16, 4, 32, causal=True, mask_value=bad)
+
+
 def test_layers_round_trip_through_config_and_files(tr, tmp_path, rng):
     import tf_keras as keras
 
