@@ -340,12 +340,7 @@ def build_model(config: dict, batch_size: int | None = None, mask_value: float |
 
     from .transformer import PositionalEmbedding, TransformerBlock
 
-    validate_config(config)
-    if mask_value is not None and (isinstance(mask_value, bool)
-                                   or not isinstance(mask_value, (int, float))
-                                   or not -1e4 <= mask_value <= -20):
-        raise LMError(f"mask_value must be a number in [-10000, -20] (or None for Keras' "
-                      f"-1e9), got {mask_value!r}")
+    validate_config(config)  # (TransformerBlock checks mask_value)
     vocab = len(config["vocab"])
     ids = keras.layers.Input((config["context"],), batch_size=batch_size, dtype="int32",
                              name="ids")

@@ -334,7 +334,7 @@ def test_int8_conversion_runs_on_the_edge_runtime(tiny_model, corpus):
 
 
 def test_edge_model_checks_its_input(tiny_model):
-    with pytest.raises(lm.LMError, match="mask_value"):
+    with pytest.raises(ValueError, match="mask_value must be a number in"):
         lm.build_model(TINY, batch_size=1, mask_value=-1e9)
     with pytest.raises(lm.LMError, match="do not fit"):
         lm.edge_model(tiny_model, lm.model_config(32, 1, context=16))
