@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Jupyter refuses to run as root unless told; containers often run as root.
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test lint unit notebooks execute bench lock clean help
+.PHONY: lab test lint unit notebooks seeds execute bench lock clean help
 
 help:
 	@echo "make lab        open the course in JupyterLab (creates .venv on first use)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint       ruff on edgelib, tests, scripts and notebooks"
 	@echo "make unit       unit tests of edgelib only"
 	@echo "make notebooks  nbval over chapters/ only"
+	@echo "make seeds      nbval over chapters/ once per seed in SEEDS (default: 1 2)"
 	@echo "make execute    re-execute every chapter in place (refresh stored outputs) and time it"
 	@echo "make bench      chapter models in every TFLite mode: accuracy, size, latency table + plot"
 	@echo "make lock       rewrite constraints.txt from the current .venv"
@@ -40,6 +41,16 @@ unit: $(STAMP)
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest chapters
+
+# The seed sweep: every chapter under nbval with each course seed in SEEDS.
+# The notebooks' own assertions must hold, and the compared outputs must not
+# depend on the seed (they are the ones that must not depend on the CPU either).
+SEEDS ?= 1 2
+seeds: $(STAMP)
+	@for seed in $(SEEDS); do \
+	  echo "== seed sweep: EDGE_SEED=$$seed"; \
+	  EDGE_SEED=$$seed $(BIN)/python -m pytest chapters || exit 1; \
+	done
 
 execute: $(STAMP)
 	$(BIN)/python scripts/execute_chapters.py $(CHAPTERS)

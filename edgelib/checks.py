@@ -1,7 +1,14 @@
-"""Automatic checks for the exercises: pass quietly with a tick, fail with a hint.
+"""Automatic checks: exercises (pass with a tick, fail with a hint) and claims.
 
-    from edgelib.checks import check, check_close
+    from edgelib.checks import check, check_close, claim
     check_close(my_answer, expected, "the output size of conv1", hint="(28 - 3) / 1 + 1")
+    claim(int8_acc >= float_acc - 0.01, "int8 is within 1 point of float32",
+          f"int8 {int8_acc:.2%}, float32 {float_acc:.2%}")
+
+`claim` is how a chapter asserts what a measured figure supports: the figure
+itself (training, timing, round-off) is shown in a cell whose output is not
+compared by nbval, and the claim prints the same tick on every CPU and for
+every seed, or stops the notebook with the figures that broke it.
 """
 
 from __future__ import annotations
@@ -11,6 +18,24 @@ import numpy as np
 
 class ExerciseCheckFailed(AssertionError):
     """An exercise answer is not right yet; the message says what to look at."""
+
+
+class ClaimFailed(AssertionError):
+    """A claim the chapter makes about its measured figures does not hold."""
+
+
+def claim(condition: bool, statement: str, figures: str = "") -> None:
+    """Print "✓ statement" if `condition` holds, else raise ClaimFailed.
+
+    `figures` (the measured values behind the claim) appear only in the
+    error, so the printed line is the same for every run that passes.
+    """
+    if not isinstance(condition, bool | np.bool_):
+        raise TypeError(f"claim needs a bool condition, got {type(condition).__name__} "
+                        f"for {statement!r}")
+    if not condition:
+        raise ClaimFailed(f"claim failed: {statement}" + (f" ({figures})" if figures else ""))
+    print(f"✓ {statement}")
 
 
 def check(condition: bool, what: str, hint: str = "") -> None:

@@ -1,7 +1,10 @@
 """Set-up of a course notebook: one call, before TensorFlow is imported.
 
     import edgelib
-    info = edgelib.setup()          # Keras 2, quiet logs, seeds, determinism
+    SEED = edgelib.setup()          # Keras 2, quiet logs, seeds, determinism
+
+The seed is the course seed: the environment variable EDGE_SEED if it is set
+(`EDGE_SEED=1 make notebooks`, the seed sweep `make seeds`), else 0.
 
 `setup` selects Keras 2 (`tf_keras`, needed by tensorflow-model-optimization),
 silences TensorFlow's C++ and Python logging, seeds Python / NumPy /
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 
 DEFAULT_SEED = 0
 DEFAULT_THREADS = 2
+SEED_VARIABLE = "EDGE_SEED"  # environment variable that chooses the course seed
 
 # Environment variables read by TensorFlow when it is first imported.
 _TF_ENV = {
@@ -100,13 +104,24 @@ def version_of(package: str) -> str:
         return "not installed"
 
 
+def course_seed() -> int:
+    """The course seed: $EDGE_SEED if set (a non-negative integer), else 0."""
+    raw = os.environ.get(SEED_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_SEED
+    if not raw.isdigit():
+        raise ValueError(f"{SEED_VARIABLE} must be a non-negative integer such as 0 or 1, "
+                         f"got {raw!r}")
+    return int(raw)
+
+
 def setup(
-    seed: int = DEFAULT_SEED,
+    seed: int | None = None,
     threads: int = DEFAULT_THREADS,
     deterministic: bool = True,
     verbose: bool = True,
-) -> None:
-    """Prepare the kernel for a course notebook.
+) -> int:
+    """Prepare the kernel for a course notebook and return the seed it used.
 
     What was set (versions, seed, threads) is kept in
     `edgelib.environment.last_setup`.
@@ -116,13 +131,16 @@ def setup(
 
     Parameters
     ----------
-    seed: seed for Python's `random`, NumPy and TensorFlow.
+    seed: seed for Python's `random`, NumPy and TensorFlow; None (the
+        default) takes the course seed, `course_seed()`.
     threads: TensorFlow intra-op threads (inter-op is 1), fixed so that
         timings and round-off are repeatable. Must be >= 1.
     deterministic: call `tf.config.experimental.enable_op_determinism()`.
     verbose: print the versions in use.
     """
-    if not isinstance(seed, int) or seed < 0:
+    if seed is None:
+        seed = course_seed()
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be an int >= 1, got {threads!r}")
@@ -171,8 +189,10 @@ def setup(
     }
     if verbose:
         print(f"Python {'.'.join(info['python'].split('.')[:2])}, {info['keras']}, "
-              f"seed {seed}, {info['threads']} threads, deterministic ops: {deterministic}")
+              f"{info['threads']} threads, deterministic ops: {deterministic}, "
+              f"course seed {seed}")
         for name, version in info["versions"].items():
             print(f"  {name:<30} {version}")
     last_setup.clear()
     last_setup.update(info)
+    return seed

@@ -4,13 +4,16 @@
     python scripts/execute_chapters.py 00 04           # chapters whose name starts so
 
 Each notebook runs top to bottom in a new kernel with chapters/ as its
-working directory; its outputs are stored in the file (what readers see and
-what nbval compares). The measured times are written to the README's
-chapter table (between the `timings` markers) and printed.
+working directory, with the default course seed (EDGE_SEED=0); its outputs
+are stored in the file (what readers see and what nbval compares), without
+volatile metadata (no execution time stamps: `volatile_metadata` finds them,
+and a test keeps the stored notebooks clean). The measured times are written
+to the README's chapter table (between the `timings` markers) and printed.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import sys
@@ -26,13 +29,40 @@ CHAPTERS = ROOT / "chapters"
 README = ROOT / "README.md"
 
 
+# Metadata that changes on every run: cell execution time stamps (nbclient,
+# JupyterLab's "execution" and the older "ExecuteTime"), papermill's records.
+VOLATILE_CELL_KEYS = ("execution", "ExecuteTime")
+VOLATILE_NOTEBOOK_KEYS = ("papermill", "widgets")
+
+
+def volatile_metadata(notebook) -> list[str]:
+    """Where `notebook` carries run-dependent metadata (empty list: clean)."""
+    found = [f"notebook metadata {key!r}" for key in VOLATILE_NOTEBOOK_KEYS
+             if key in notebook.metadata]
+    for index, cell in enumerate(notebook.cells):
+        found += [f"cell {index} metadata {key!r}" for key in VOLATILE_CELL_KEYS
+                  if key in cell.get("metadata", {})]
+    return found
+
+
+def strip_volatile_metadata(notebook) -> None:
+    for key in VOLATILE_NOTEBOOK_KEYS:
+        notebook.metadata.pop(key, None)
+    for cell in notebook.cells:
+        for key in VOLATILE_CELL_KEYS:
+            cell.get("metadata", {}).pop(key, None)
+
+
 def execute(path: Path, timeout: int = 600) -> float:
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            record_timing=False,
                             resources={"metadata": {"path": str(CHAPTERS)}})
+    os.environ["EDGE_SEED"] = "0"  # stored outputs come from the default seed
     start = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - start
+    strip_volatile_metadata(notebook)
     nbformat.write(notebook, path)
     return elapsed
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgelib.checks import ExerciseCheckFailed, check, check_close
+from edgelib.checks import ClaimFailed, ExerciseCheckFailed, check, check_close, claim
 from edgelib.course import CHAPTERS, STAGES, chapter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,3 +37,12 @@ def test_course_map_is_consistent_with_chapters_folder():
         assert chapter(int(match.group(1))), nb.name
     with pytest.raises(KeyError, match="no chapter 99"):
         chapter(99)
+
+
+def test_claim_prints_the_statement_only_and_fails_with_the_figures(capsys):
+    claim(0.95 > 0.9, "accuracy above 90 %", "accuracy 95.00 %")
+    assert capsys.readouterr().out == "✓ accuracy above 90 %\n"
+    with pytest.raises(ClaimFailed, match=r"claim failed: accuracy above 90 % \(accuracy 85"):
+        claim(0.85 > 0.9, "accuracy above 90 %", "accuracy 85.00 %")
+    with pytest.raises(TypeError, match="bool condition"):
+        claim(0.9, "a number is not a claim")

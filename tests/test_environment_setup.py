@@ -49,3 +49,27 @@ def test_setup_rejects_bad_arguments():
         edgelib.setup(threads=0)
     with pytest.raises(ValueError, match="seed must be a non-negative int"):
         edgelib.setup(seed=-1)
+
+
+def test_course_seed_comes_from_the_environment(monkeypatch):
+    import pytest
+
+    from edgelib.environment import course_seed
+
+    monkeypatch.delenv("EDGE_SEED", raising=False)
+    assert course_seed() == 0
+    monkeypatch.setenv("EDGE_SEED", "2")
+    assert course_seed() == 2
+    for bad in ("-1", "one", "1.5"):
+        monkeypatch.setenv("EDGE_SEED", bad)
+        with pytest.raises(ValueError, match="EDGE_SEED must be a non-negative integer"):
+            course_seed()
+
+
+def test_setup_uses_and_returns_the_course_seed():
+    proc = run_python(
+        "import os\nos.environ['EDGE_SEED'] = '5'\n"
+        "import edgelib\nseed = edgelib.setup()\nprint('SEED', seed)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "SEED 5" in proc.stdout and "course seed 5" in proc.stdout

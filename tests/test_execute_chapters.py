@@ -30,3 +30,24 @@ def test_timing_table_keeps_other_rows_and_replaces_updated_ones():
 def test_missing_markers_are_reported():
     with pytest.raises(ValueError, match="markers"):
         execute_chapters.with_timings("no table here", {"00_a.ipynb": 1})
+
+
+def test_stored_notebooks_carry_no_volatile_metadata():
+    import nbformat
+
+    chapters = sorted((SCRIPTS.parent / "chapters").glob("*.ipynb"))
+    assert chapters, "no notebook found in chapters/"
+    dirty = {path.name: found for path in chapters
+             if (found := execute_chapters.volatile_metadata(nbformat.read(path, as_version=4)))}
+    assert not dirty, f"run `make execute` or strip these: {dirty}"
+
+
+def test_volatile_metadata_is_found_and_stripped():
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    notebook.cells[0].metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
+    notebook.metadata["papermill"] = {"start_time": "2026-01-01"}
+    assert len(execute_chapters.volatile_metadata(notebook)) == 2
+    execute_chapters.strip_volatile_metadata(notebook)
+    assert execute_chapters.volatile_metadata(notebook) == []
