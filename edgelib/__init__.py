@@ -11,6 +11,8 @@ Modules (import the one you need; none imports TensorFlow at import time):
     edgelib.models       model builders shared by several chapters (tf_keras)
     edgelib.tflite       conversion to .tflite in the four quantization modes, sizes
     edgelib.runtime      the edge runtime wrapper (LiteRT, never imports TensorFlow)
+    edgelib.serving      a model server (FastAPI + uvicorn, metrics), its client, a load tool
+    edgelib.split        split computing: cut a model at layer k, encode the activation
     edgelib.plots        figures shared by chapters (the edge-cloud map, curves)
     edgelib.checks       automatic checks for the exercises
 """

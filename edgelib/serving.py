@@ -1,0 +1,951 @@
+"""A model as a service: .tflite models behind a real HTTP server, and its client.
+
+The server is an ASGI application (FastAPI) run by uvicorn. It serves one or
+more .tflite models by name with the LiteRT runtime (`edgelib.runtime`), so it
+never imports TensorFlow.
+
+Start it from a shell (binds 127.0.0.1, i.e. this machine only, by default):
+
+    python -m edgelib.serving --model digits-float32=digits_f32.tflite \\
+        --model digits-int8=digits_int8.tflite --port 8000
+
+or from Python / a notebook, as a child process on a free port:
+
+    from edgelib import serving
+    with serving.start_server({"digits-int8": "digits_int8.tflite"}) as server:
+        client = serving.Client(server.url)
+        probs = client.predict("digits-int8", x[:4])     # np.ndarray (4, 10)
+    assert not server.alive                               # the process is gone
+
+Endpoints
+---------
+GET  /health                  {"status": "ok", "models": [...]}
+GET  /models                  {"models": ["digits-float32", "digits-int8"]}
+GET  /models/{name}           metadata: input shape / dtype / quantization,
+                              output shape / dtype, file bytes, request format
+POST /models/{name}/predict   JSON in, JSON out (below)
+GET  /metrics                 Prometheus text format (prometheus-client)
+
+Request body (Content-Type: application/json):
+
+    {"inputs": [example_1, example_2, ...]}
+
+`inputs` is a batch: a non-empty list of examples, the batch axis always
+present (one example is a batch of one). Each example is nested lists of
+numbers shaped like the model's input without its batch axis, e.g.
+28 x 28 x 1 for the digits CNN: `{"inputs": x[:1].tolist()}`. Values are
+floats as for the Keras model (an int8 model quantizes them itself with its
+own scale and zero point); they must be finite (no NaN or Infinity).
+
+Answer: `{"model": name, "outputs": [[...], ...]}` with one row of float
+outputs per example (int8 outputs dequantized), and a `Server-Timing`
+header (`parse` = reading and checking the body, `infer` = the interpreter)
+in milliseconds.
+
+A binary format for split computing (chapter 15) is also accepted:
+`Content-Type: application/octet-stream` with the headers
+`X-Activation-Encoding` (float32, float16 or int8) and `X-Activation-Shape`
+(e.g. `1,13,13,8`, batch axis first), the body being the payload of
+`edgelib.split.encode_activation`.
+
+Errors are JSON `{"detail": message, "reason": code}` with a 4xx status:
+400 malformed JSON, 404 unknown model, 413 body too large (checked on
+Content-Length before reading and again while reading, so a missing or
+wrong Content-Length does not get past it), 415 unsupported content type,
+422 a body that parses but is not a valid request (missing field, wrong
+shape, wrong dtype, NaN / Infinity, empty batch, values out of the model's
+range). The message says what was expected and what came.
+
+LiteRT interpreters are not thread-safe: each model has a pool of
+interpreters (one by default) and a request borrows one for the duration
+of its inference, so concurrent requests never share one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import math
+import os
+import queue
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from starlette.requests import Request  # at module level: FastAPI reads the annotation
+
+from .runtime import EdgeModel, ModelFileError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024  # 2 MiB: about 100 digits (28x28 floats) as JSON
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                   0.25, 0.5, 1.0, 2.5)
+ACTIVATION_CONTENT_TYPE = "application/octet-stream"
+
+
+class ServingError(RuntimeError):
+    """A request the server refused, or a server that could not start."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class _Reject(Exception):
+    """A request refused with a 4xx status (never a 500)."""
+
+    def __init__(self, status: int, reason: str, message: str):
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+
+
+# --- the models --------------------------------------------------------------------
+
+
+class ServedModel:
+    """One .tflite model and a pool of interpreters for it.
+
+    `borrow()` hands out an interpreter for the exclusive use of one thread;
+    with `interpreters=1` (the default) it is a lock around the model.
+    """
+
+    def __init__(self, name: str, model: str | Path | bytes, threads: int = 1,
+                 interpreters: int = 1):
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise ValueError(
+                f"model name must be 1-64 letters, digits, '.', '_' or '-' (starting with a "
+                f"letter or digit), got {name!r}"
+            )
+        if not isinstance(interpreters, int) or interpreters < 1:
+            raise ValueError(f"interpreters must be an int >= 1, got {interpreters!r}")
+        self.name = name
+        first = EdgeModel(model, threads=threads)
+        if len(first.outputs) != 1:
+            raise ModelFileError(
+                f"model {name!r} has {len(first.outputs)} outputs; the server serves "
+                "single-output models"
+            )
+        self._pool: queue.Queue[EdgeModel] = queue.Queue()
+        self._pool.put(first)
+        for _ in range(interpreters - 1):
+            self._pool.put(EdgeModel(first.content, threads=threads))
+        self.reference = first  # for metadata only (never invoked outside borrow())
+        self.input_shape = first.input_shape
+        self.input_dtype = first.input_dtype
+        self.output_shape = tuple(int(d) for d in first.outputs[0]["shape"][1:])
+
+    @contextmanager
+    def borrow(self) -> Iterator[EdgeModel]:
+        model = self._pool.get()
+        try:
+            yield model
+        finally:
+            self._pool.put(model)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        with self.borrow() as model:
+            return model.predict(x)
+
+    def metadata(self) -> dict:
+        def tensor(detail: dict, shape: tuple[int, ...]) -> dict:
+            scale, zero_point = detail["quantization"]
+            quantized = np.dtype(detail["dtype"]).kind in "iu" and scale != 0
+            return {
+                "shape": list(shape),
+                "dtype": np.dtype(detail["dtype"]).name,
+                "quantization": ({"scale": float(scale), "zero_point": int(zero_point)}
+                                 if quantized else None),
+            }
+
+        example = "x".join(map(str, self.input_shape)) or "scalar"
+        return {
+            "name": self.name,
+            "bytes": self.reference.size_bytes,
+            "input": tensor(self.reference.input, self.input_shape),
+            "output": tensor(self.reference.outputs[0], self.output_shape),
+            "interpreters": self._pool.qsize(),
+            "request": {
+                "content_type": "application/json",
+                "body": '{"inputs": [example, ...]}',
+                "example_shape": list(self.input_shape),
+                "description": f"a non-empty batch of examples, each {example} finite numbers "
+                               "(float values as for the Keras model)",
+            },
+            "response": {"body": '{"model": name, "outputs": [[...], ...]}',
+                         "row_shape": list(self.output_shape)},
+        }
+
+
+# --- checking a request ------------------------------------------------------------
+
+
+def _describe(value, depth: int = 0) -> str:
+    """A short description of a JSON value for an error message."""
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        text = value if len(value) <= 20 else value[:17] + "..."
+        return f"a string ({text!r})"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        keys = ", ".join(map(repr, list(value)[:5]))
+        return f"an object with keys [{keys}]"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return type(value).__name__  # pragma: no cover - json gives only the types above
+
+
+def _shape_of(value) -> tuple[int, ...]:
+    """The shape of nested lists, following the first element at each level."""
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return tuple(shape)
+
+
+def _fmt(shape) -> str:
+    return str(tuple(int(d) for d in shape))
+
+
+def inputs_from_json(document, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Check a parsed request body and return its inputs as a float32 batch.
+
+    Raises `_Reject` (422) with a message saying what was expected and what came.
+    """
+    expected = f"(N, {', '.join(map(str, input_shape))})" if input_shape else "(N,)"
+    if not isinstance(document, dict):
+        raise _Reject(422, "not_an_object",
+                      f'expected a JSON object {{"inputs": [...]}}, got {_describe(document)}')
+    if "inputs" not in document:
+        keys = ", ".join(map(repr, list(document)[:5])) or "none"
+        raise _Reject(422, "missing_field",
+                      f"missing field 'inputs': expected {{\"inputs\": [...]}} with a batch of "
+                      f"shape {expected}, got an object with keys [{keys}]")
+    inputs = document["inputs"]
+    if not isinstance(inputs, list):
+        raise _Reject(422, "wrong_dtype",
+                      f"'inputs' must be a list (a batch of shape {expected}), got "
+                      f"{_describe(inputs)}")
+    if not inputs:
+        raise _Reject(422, "empty_batch",
+                      f"'inputs' is an empty batch: expected at least one example, a batch of "
+                      f"shape {expected}")
+    ragged = _Reject(422, "ragged",
+                     f"'inputs' is ragged (nested lists of different lengths; the first "
+                     f"elements have shape {_fmt(_shape_of(inputs))}): expected a regular batch "
+                     f"of shape {expected}")
+    try:
+        array = np.asarray(inputs, dtype=object)
+    except ValueError:
+        raise ragged from None
+    kinds = {type(v) for v in array.flat}
+    if list in kinds:  # lists of different lengths stay lists inside an object array
+        raise ragged
+    if kinds - {int, float}:  # strings, booleans, null, objects
+        bad = next(v for v in array.flat if type(v) not in (int, float))
+        raise _Reject(422, "wrong_dtype",
+                      f"'inputs' must hold only numbers, found {_describe(bad)}")
+    if array.shape[1:] != tuple(input_shape):
+        raise _Reject(422, "wrong_shape",
+                      f"'inputs' has shape {_fmt(array.shape)}, expected a batch of shape "
+                      f"{expected} (the batch axis first, even for one example)")
+    try:
+        values = array.astype(np.float64)
+    except OverflowError:
+        raise _Reject(422, "non_finite",
+                      "'inputs' holds an integer too large for a float: expected finite "
+                      "numbers") from None
+    batch = values.astype(np.float32)
+    if not np.isfinite(batch).all():
+        where = np.argwhere(~np.isfinite(batch))[0]
+        raise _Reject(422, "non_finite",
+                      f"'inputs' must be finite numbers, found {float(values[tuple(where)])!r} at "
+                      f"index {list(map(int, where))} (NaN, Infinity or beyond float32)")
+    return batch
+
+
+def _parse_json(body: bytes):
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise _Reject(400, "malformed_json",
+                      f"the body is not UTF-8 text ({exc.reason} at byte {exc.start}): "
+                      'expected JSON such as {"inputs": [[...]]}') from None
+    except json.JSONDecodeError as exc:
+        snippet = body[max(0, exc.pos - 20): exc.pos + 20].decode("utf-8", "replace")
+        raise _Reject(400, "malformed_json",
+                      f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
+                      f"(near {snippet!r}); expected JSON such as {{\"inputs\": [[...]]}}"
+                      ) from None
+    except RecursionError:
+        raise _Reject(400, "malformed_json",
+                      "the JSON is nested too deeply to parse: expected a batch of examples"
+                      ) from None
+
+
+def _inputs_from_activation(body: bytes, headers, input_shape) -> np.ndarray:
+    from .split import decode_activation
+
+    encoding = headers.get("x-activation-encoding")
+    shape_text = headers.get("x-activation-shape")
+    if not encoding or not shape_text:
+        raise _Reject(422, "missing_field",
+                      "a binary request needs the headers X-Activation-Encoding (float32, "
+                      "float16 or int8) and X-Activation-Shape (e.g. 1,28,28,1)")
+    try:
+        shape = tuple(int(s) for s in shape_text.split(","))
+    except ValueError:
+        raise _Reject(422, "wrong_shape",
+                      f"X-Activation-Shape must be integers separated by commas, got "
+                      f"{shape_text!r}") from None
+    if shape[1:] != tuple(input_shape) or not shape or shape[0] < 1:
+        raise _Reject(422, "wrong_shape",
+                      f"X-Activation-Shape is {_fmt(shape)}, expected (N, "
+                      f"{', '.join(map(str, input_shape))}) with N >= 1")
+    try:
+        batch = decode_activation(body, {"encoding": encoding, "shape": list(shape)})
+    except ValueError as exc:
+        raise _Reject(422, "wrong_dtype", f"cannot decode the activation: {exc}") from None
+    if not np.isfinite(batch).all():
+        raise _Reject(422, "non_finite", "the decoded activation holds NaN or infinite values")
+    return batch.astype(np.float32, copy=False)
+
+
+# --- the application ---------------------------------------------------------------
+
+
+class _Metrics:
+    """The server's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self, models: dict[str, ServedModel]):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "edge_predict_requests", "Predict requests by model and HTTP status",
+            ["model", "status"], registry=self.registry)
+        self.errors = Counter(
+            "edge_predict_errors", "Refused or failed predict requests by model and reason",
+            ["model", "reason"], registry=self.registry)
+        self.latency = Histogram(
+            "edge_predict_latency_seconds",
+            "Time to answer a predict request in the server (read, check, infer, encode)",
+            ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.inference = Histogram(
+            "edge_inference_seconds", "Time in the interpreter for one predict request",
+            ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.examples = Counter(
+            "edge_predict_examples", "Examples predicted (a request holds a batch)",
+            ["model"], registry=self.registry)
+        self.model_bytes = Gauge(
+            "edge_model_bytes", "Size of the served .tflite file", ["model"],
+            registry=self.registry)
+        for name, served in models.items():
+            self.model_bytes.labels(name).set(served.reference.size_bytes)
+            self.examples.labels(name)  # export zeros before the first request
+            self.requests.labels(name, "200")
+
+    def text(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+def load_models(models: dict[str, str | Path | bytes], threads: int = 1,
+                interpreters: int = 1) -> dict[str, ServedModel]:
+    """Load every model (name -> .tflite path or bytes) into a ServedModel."""
+    if not isinstance(models, dict) or not models:
+        raise ValueError("models must be a non-empty dict {name: .tflite path or bytes}")
+    return {name: ServedModel(name, model, threads=threads, interpreters=interpreters)
+            for name, model in models.items()}
+
+
+def create_app(models: dict[str, str | Path | bytes], max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               threads: int = 1, interpreters: int = 1):
+    """The ASGI application serving `models` (name -> .tflite path or bytes).
+
+    `max_body_bytes`: larger request bodies get 413 before they are parsed.
+    `threads`: LiteRT threads per interpreter; `interpreters`: interpreters
+    per model (concurrent inferences of one model).
+    """
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, Response
+
+    if not isinstance(max_body_bytes, int) or max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be a positive int, got {max_body_bytes!r}")
+    served = load_models(models, threads=threads, interpreters=interpreters)
+    metrics = _Metrics(served)
+    app = FastAPI(title="edgelib model server", version="1", docs_url="/docs",
+                  redoc_url=None)
+    app.state.models = served
+    app.state.metrics = metrics
+    app.state.max_body_bytes = max_body_bytes
+
+    def reject(exc: _Reject) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "reason": exc.reason},
+                            status_code=exc.status)
+
+    def lookup(name: str) -> ServedModel:
+        if name not in served:
+            raise _Reject(404, "unknown_model",
+                          f"no model named {name!r}; this server has "
+                          f"{', '.join(map(repr, served))}")
+        return served[name]
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.strip().isdigit() \
+                and int(declared) > max_body_bytes:
+            raise _Reject(413, "too_large",
+                          f"the body is {int(declared)} bytes (Content-Length), the limit is "
+                          f"{max_body_bytes} bytes: send a smaller batch")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise _Reject(413, "too_large",
+                              f"the body exceeds the limit of {max_body_bytes} bytes (more than "
+                              f"{max_body_bytes} read so far): send a smaller batch")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "models": list(served)}
+
+    @app.get("/models")
+    async def list_models():
+        return {"models": list(served)}
+
+    @app.get("/models/{name}")
+    async def model_metadata(name: str):
+        try:
+            return lookup(name).metadata()
+        except _Reject as exc:
+            return reject(exc)
+
+    @app.post("/models/{name}/predict")
+    async def predict(name: str, request: Request):
+        start = time.perf_counter()
+        label = name if name in served else "unknown"  # bounded label values
+        try:
+            model = lookup(name)
+            content_type = request.headers.get("content-type", "application/json")
+            media = content_type.split(";")[0].strip().lower()
+            if media not in ("application/json", ACTIVATION_CONTENT_TYPE):
+                raise _Reject(415, "content_type",
+                              f"expected Content-Type application/json (or "
+                              f"{ACTIVATION_CONTENT_TYPE} for an encoded activation), got "
+                              f"{content_type!r}")
+            body = await read_body(request)
+            if media == ACTIVATION_CONTENT_TYPE:
+                batch = _inputs_from_activation(body, request.headers, model.input_shape)
+            else:
+                if not body.strip():
+                    raise _Reject(400, "malformed_json",
+                                  'the body is empty: expected JSON such as {"inputs": [[...]]}')
+                batch = inputs_from_json(_parse_json(body), model.input_shape)
+            parsed = time.perf_counter()
+
+            def infer():
+                with model.borrow() as edge:
+                    begin = time.perf_counter()
+                    out = edge.predict(batch)
+                    return out, time.perf_counter() - begin
+
+            try:
+                outputs, infer_s = await asyncio.to_thread(infer)
+            except (ValueError, TypeError) as exc:  # e.g. values outside an int8 model's range
+                raise _Reject(422, "out_of_range", f"the model refused the inputs: {exc}"
+                              ) from None
+            if not np.isfinite(outputs).all():
+                raise _Reject(422, "non_finite_output",
+                              f"the model's output is not finite for these inputs (they span "
+                              f"[{batch.min():.4g}, {batch.max():.4g}]); preprocess them as "
+                              "for the training data")
+            text = json.dumps({"model": name, "outputs": outputs.tolist()})
+            metrics.inference.labels(name).observe(infer_s)
+            metrics.examples.labels(name).inc(len(batch))
+            timing = (f"parse;dur={1e3 * (parsed - start):.3f}, "
+                      f"infer;dur={1e3 * infer_s:.3f}")
+            response = Response(text, media_type="application/json",
+                                headers={"Server-Timing": timing})
+        except _Reject as exc:
+            metrics.errors.labels(label, exc.reason).inc()
+            response = reject(exc)
+        except Exception as exc:  # a bug, not bad input: still answer, and count it
+            metrics.errors.labels(label, "internal").inc()
+            response = JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}",
+                                     "reason": "internal"}, status_code=500)
+        metrics.requests.labels(label, str(response.status_code)).inc()
+        metrics.latency.labels(label).observe(time.perf_counter() - start)
+        return response
+
+    @app.get("/metrics")
+    async def prometheus_metrics():
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.text(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+# --- command line (run by uvicorn) ------------------------------------------------------
+
+
+def _parse_model_arg(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH.tflite, got {text!r}")
+    return name, path
+
+
+def _watch_parent(parent_pid: int, server) -> None:
+    """Stop the server when the process that started it is gone."""
+    def watch():
+        while not server.should_exit:
+            if os.getppid() != parent_pid:
+                server.should_exit = True
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edgelib.serving --model NAME=PATH [--model ...] [--port N] ...`"""
+    parser = argparse.ArgumentParser(
+        prog="python -m edgelib.serving",
+        description="Serve .tflite models over HTTP (FastAPI + uvicorn, LiteRT runtime).")
+    parser.add_argument("--model", action="append", type=_parse_model_arg, required=True,
+                        metavar="NAME=PATH", help="a model to serve (repeat for several)")
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
+                        help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES})")
+    parser.add_argument("--threads", type=int, default=1, help="LiteRT threads per interpreter")
+    parser.add_argument("--interpreters", type=int, default=1,
+                        help="interpreters per model (concurrent inferences of one model)")
+    parser.add_argument("--log-level", default="warning",
+                        choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    names = [name for name, _ in args.model]
+    if len(set(names)) != len(names):
+        parser.error(f"model names must be unique, got {names}")
+    try:
+        app = create_app(dict(args.model), max_body_bytes=args.max_body_bytes,
+                         threads=args.threads, interpreters=args.interpreters)
+    except (ValueError, OSError) as exc:
+        print(f"edgelib.serving: cannot load the models: {exc}", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            access_log=False, lifespan="off", timeout_graceful_shutdown=3)
+    server = uvicorn.Server(config)
+    if args.parent_pid is not None:
+        _watch_parent(args.parent_pid, server)
+    if args.fd is not None:  # a listening socket handed over by start_server
+        server.run(sockets=[socket.socket(fileno=args.fd)])
+    else:
+        server.run()
+    return 0
+
+
+# --- a server in a child process ---------------------------------------------------------
+
+_live_handles: set = set()  # handles not stopped yet; stopped at exit
+
+
+@dataclass
+class ServerHandle:
+    """A server running in a child process; `stop()` ends it (also on exit)."""
+
+    process: subprocess.Popen
+    host: str
+    port: int
+    workdir: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        """True while the child process runs."""
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        """What the server wrote to stdout / stderr so far."""
+        path = self.workdir / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def client(self, timeout: float = 10.0) -> Client:
+        return Client(self.url, timeout=timeout)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Terminate the server, wait for it, and return its exit code.
+
+        SIGTERM first (uvicorn shuts down gracefully), SIGKILL if it has not
+        ended after `timeout` seconds. Safe to call twice.
+        """
+        if not self._stopped:
+            self._stopped = True
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            _live_handles.discard(self)
+        return self.process.returncode
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for handle in list(_live_handles):
+        handle.stop()
+
+
+def start_server(models: dict[str, str | Path | bytes], port: int = 0,
+                 host: str = DEFAULT_HOST, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 threads: int = 1, interpreters: int = 1, timeout: float = 30.0,
+                 log_level: str = "warning") -> ServerHandle:
+    """Start `python -m edgelib.serving` as a child process and wait until it answers.
+
+    `models`: name -> .tflite path or bytes (bytes are written to a temporary
+    folder removed by `stop()`). `port=0` takes a free port: this process
+    binds a listening socket and hands it to the child, so no other program
+    can take the port in between. Returns a `ServerHandle` (`url`, `alive`,
+    `process`, `stop()`, a context manager). If the server does not answer
+    GET /health within `timeout` seconds, or exits, it is stopped and a
+    `ServingError` shows what it wrote to stderr.
+    """
+    if not isinstance(models, dict) or not models:
+        raise ValueError("models must be a non-empty dict {name: .tflite path or bytes}")
+    workdir = Path(tempfile.mkdtemp(prefix="edgelib-serving-"))
+    command = [sys.executable, "-m", "edgelib.serving", "--host", host,
+               "--max-body-bytes", str(max_body_bytes), "--threads", str(threads),
+               "--interpreters", str(interpreters), "--log-level", log_level,
+               "--parent-pid", str(os.getpid())]
+    for name, model in models.items():
+        if isinstance(model, (bytes, bytearray)):
+            path = workdir / f"model-{len(command)}.tflite"
+            path.write_bytes(bytes(model))
+        else:
+            path = Path(model).resolve()
+        command += ["--model", f"{name}={path}"]
+
+    listener = None
+    pass_fds: tuple[int, ...] = ()
+    if port == 0:
+        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                 socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, 0))
+        listener.listen(128)
+        port = listener.getsockname()[1]
+        command += ["--fd", str(listener.fileno())]
+        pass_fds = (listener.fileno(),)
+    else:
+        command += ["--port", str(port)]
+
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    log = open(workdir / "server.log", "wb")
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   env=env, pass_fds=pass_fds, start_new_session=True)
+    finally:
+        log.close()
+        if listener is not None:
+            listener.close()  # the child holds its own copy
+    handle = ServerHandle(process=process, host=host, port=port, workdir=workdir)
+    _live_handles.add(handle)
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=handle.url, timeout=2.0, trust_env=False) as http:
+        while True:
+            if process.poll() is not None:
+                text = handle.log()
+                handle.stop()
+                raise ServingError(
+                    f"the server exited with code {process.returncode} before answering; "
+                    f"its output:\n{text[-3000:]}")
+            try:
+                if http.get("/health").status_code == 200:
+                    return handle
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                text = handle.log()
+                handle.stop()
+                raise ServingError(f"the server did not answer GET /health within {timeout} s; "
+                                   f"its output:\n{text[-3000:]}")
+            time.sleep(0.05)
+
+
+# --- the client --------------------------------------------------------------------------
+
+
+def _raise_for(response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+        detail, reason = body.get("detail"), body.get("reason")
+    except (ValueError, AttributeError):
+        detail, reason = response.text[:500], None
+    raise ServingError(f"HTTP {response.status_code}: {detail}", status=response.status_code,
+                       reason=reason)
+
+
+class Client:
+    """A small synchronous client of the model server (httpx).
+
+        client = Client("http://127.0.0.1:8000")
+        client.predict("digits-int8", x[:8])   # np.ndarray (8, 10), float32
+    """
+
+    def __init__(self, base_url: str, timeout: float = 10.0):
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        # trust_env=False: a proxy from the environment must not intercept loopback calls
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+
+    def health(self) -> dict:
+        response = self._http.get("/health")
+        _raise_for(response)
+        return response.json()
+
+    def models(self) -> list[str]:
+        response = self._http.get("/models")
+        _raise_for(response)
+        return response.json()["models"]
+
+    def model(self, name: str) -> dict:
+        """The metadata of one model (input and output shapes, dtypes, bytes)."""
+        response = self._http.get(f"/models/{name}")
+        _raise_for(response)
+        return response.json()
+
+    def predict(self, name: str, x) -> np.ndarray:
+        """Send a batch (batch axis first) and return the outputs as float32."""
+        x = np.asarray(x, dtype=np.float32)
+        response = self._http.post(f"/models/{name}/predict", content=request_body(x),
+                                   headers={"Content-Type": "application/json"})
+        _raise_for(response)
+        return np.asarray(response.json()["outputs"], dtype=np.float32)
+
+    def predict_activation(self, name: str, payload: bytes, meta: dict) -> np.ndarray:
+        """Send an encoded activation (`edgelib.split.encode_activation`, batch
+        axis first) in the binary format; return the outputs as float32."""
+        headers = {"Content-Type": ACTIVATION_CONTENT_TYPE,
+                   "X-Activation-Encoding": str(meta["encoding"]),
+                   "X-Activation-Shape": ",".join(str(int(d)) for d in meta["shape"])}
+        response = self._http.post(f"/models/{name}/predict", content=payload, headers=headers)
+        _raise_for(response)
+        return np.asarray(response.json()["outputs"], dtype=np.float32)
+
+    def timed_predict(self, name: str, x) -> tuple[np.ndarray, dict]:
+        """`predict` plus where the time went, in ms: `total` (seen by the
+        client), `server` parse and infer (from the Server-Timing header), and
+        `serialize` (building the JSON body here)."""
+        begin = time.perf_counter()
+        body = request_body(np.asarray(x, dtype=np.float32))
+        built = time.perf_counter()
+        response = self._http.post(f"/models/{name}/predict", content=body,
+                                   headers={"Content-Type": "application/json"})
+        _raise_for(response)
+        outputs = np.asarray(response.json()["outputs"], dtype=np.float32)
+        end = time.perf_counter()
+        timing = {"serialize": 1e3 * (built - begin), "total": 1e3 * (end - begin)}
+        for part in response.headers.get("server-timing", "").split(","):
+            key, _, value = part.strip().partition(";dur=")
+            if key and value:
+                timing[key] = float(value)
+        return outputs, timing
+
+    def metrics(self) -> str:
+        """The server's metrics in Prometheus text format."""
+        response = self._http.get("/metrics")
+        _raise_for(response)
+        return response.text
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def request_body(x: np.ndarray) -> bytes:
+    """The JSON body of a predict request for the batch `x` (batch axis first).
+
+    float32 values go out as the shortest decimal that reads back as the same
+    float32 number... written via float64, which is exact: the server's
+    float32 cast recovers exactly the values sent.
+    """
+    return json.dumps({"inputs": np.asarray(x, dtype=np.float32).tolist()}).encode()
+
+
+# --- a load generator (asyncio + httpx) -----------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    """What `load` measured: per-request latencies (s) and answers."""
+
+    requests: int
+    concurrency: int
+    errors: int
+    wall_s: float
+    latencies_s: np.ndarray
+    outputs: list  # per request: np.ndarray, or None when it failed
+    error_messages: list[str]
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.wall_s if self.wall_s > 0 else math.inf
+
+    def percentile_ms(self, q: float) -> float:
+        return float(np.percentile(self.latencies_s, q) * 1e3)
+
+    @property
+    def p50_ms(self) -> float:
+        return self.percentile_ms(50)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.percentile_ms(99)
+
+    def summary(self) -> str:
+        return (f"{self.requests} requests at concurrency {self.concurrency}: "
+                f"{self.errors} errors, p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms, "
+                f"{self.requests_per_s:.0f} requests/s")
+
+
+def load(base_url: str, name: str, examples, requests: int = 2000, concurrency: int = 32,
+         timeout: float = 30.0) -> LoadResult:
+    """Send `requests` predict requests, `concurrency` at a time, and measure.
+
+    Request i carries `examples[i % len(examples)]` as a batch of one.
+    `concurrency` simulated users run as asyncio tasks, each with its own
+    httpx.AsyncClient and keep-alive connection; each sends its next request
+    when its last answer came back (a closed loop), until `requests` were
+    sent. Latency is measured per request on the client (send to answer
+    parsed). Runs in a thread of its own, so it works inside Jupyter too.
+    """
+    if not isinstance(requests, int) or requests < 1:
+        raise ValueError(f"requests must be an int >= 1, got {requests!r}")
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    examples = np.asarray(examples, dtype=np.float32)
+    if examples.ndim < 1 or len(examples) == 0:
+        raise ValueError("examples must be a non-empty batch (first axis = examples)")
+    bodies = [request_body(example[None]) for example in examples]
+
+    latencies = np.zeros(requests)
+    outputs: list = [None] * requests
+    messages: list[str] = []
+
+    async def run() -> float:
+        import httpx
+
+        counter = iter(range(requests))
+
+        async def user():
+            # one client (one keep-alive connection) per simulated user: a shared
+            # pool costs more client CPU than the requests themselves at 32 users
+            async with httpx.AsyncClient(base_url=base_url, timeout=timeout, trust_env=False,
+                                         limits=httpx.Limits(max_connections=1)) as http:
+                for i in counter:
+                    begin = time.perf_counter()
+                    try:
+                        response = await http.post(
+                            f"/models/{name}/predict", content=bodies[i % len(bodies)],
+                            headers={"Content-Type": "application/json"})
+                        latencies[i] = time.perf_counter() - begin
+                        if response.status_code == 200:
+                            outputs[i] = np.asarray(response.json()["outputs"], np.float32)
+                        else:
+                            messages.append(f"HTTP {response.status_code}: {response.text[:200]}")
+                    except httpx.HTTPError as exc:
+                        latencies[i] = time.perf_counter() - begin
+                        messages.append(f"{type(exc).__name__}: {exc}")
+
+        begin = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+        return time.perf_counter() - begin
+
+    box: dict = {}
+
+    def thread_main():
+        try:
+            box["wall"] = asyncio.run(run())
+        except BaseException as exc:  # pragma: no cover - re-raised below
+            box["error"] = exc
+
+    thread = threading.Thread(target=thread_main, name="edgelib-load")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    errors = sum(out is None for out in outputs)
+    return LoadResult(requests=requests, concurrency=concurrency, errors=errors,
+                      wall_s=box["wall"], latencies_s=latencies, outputs=outputs,
+                      error_messages=messages[:20])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

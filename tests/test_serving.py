@@ -1,0 +1,356 @@
+"""The model server (edgelib.serving), started as a child process on loopback."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import run_python
+from edgelib import serving, split, tflite
+from edgelib.runtime import EdgeModel
+
+MAX_BODY = 100_000  # bytes; one digit as JSON is about 4-16 kB
+
+
+@pytest.fixture(scope="module")
+def model_files(tiny_digits_model, tmp_path_factory):
+    model, x = tiny_digits_model
+    folder = tmp_path_factory.mktemp("served")
+    paths = {
+        "digits-float32": tflite.save(tflite.convert(model, "float32"), folder / "f32.tflite"),
+        "digits-int8": tflite.save(tflite.convert(model, "int8", representative=x[:100]),
+                                   folder / "int8.tflite"),
+    }
+    return paths, x
+
+
+@pytest.fixture(scope="module")
+def server(model_files):
+    paths, _ = model_files
+    handle = serving.start_server(paths, max_body_bytes=MAX_BODY)
+    yield handle
+    handle.stop()
+    assert not handle.alive
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with serving.Client(server.url) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=10, trust_env=False) as h:
+        yield h
+
+
+def counter(metrics_text: str, name: str, **labels) -> float:
+    """The sum of the samples `name` whose labels match `labels` (0 if none)."""
+    return sum(sample.value
+               for family in text_string_to_metric_families(metrics_text)
+               for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v
+                                              for k, v in labels.items()))
+
+
+def test_health_models_and_metadata(server, client):
+    assert server.alive and server.host == "127.0.0.1"
+    assert client.health() == {"status": "ok", "models": ["digits-float32", "digits-int8"]}
+    assert client.models() == ["digits-float32", "digits-int8"]
+    meta = client.model("digits-int8")
+    assert meta["input"]["shape"] == [28, 28, 1] and meta["input"]["dtype"] == "int8"
+    assert set(meta["input"]["quantization"]) == {"scale", "zero_point"}
+    assert meta["output"]["shape"] == [10]
+    f32 = client.model("digits-float32")
+    assert f32["input"]["dtype"] == "float32" and f32["input"]["quantization"] is None
+    assert meta["bytes"] < f32["bytes"]
+
+
+@pytest.mark.parametrize("name", ["digits-float32", "digits-int8"])
+def test_predict_equals_the_in_process_model(model_files, client, name):
+    paths, x = model_files
+    expected = EdgeModel(paths[name]).predict(x[:5])
+    got = client.predict(name, x[:5])
+    assert got.dtype == np.float32 and got.shape == (5, 10)
+    np.testing.assert_array_equal(got, expected)
+    one, timing = client.timed_predict(name, x[:1])
+    np.testing.assert_array_equal(one, expected[:1])
+    assert {"serialize", "total", "parse", "infer"} <= set(timing)
+
+
+def test_load_2000_requests_at_concurrency_32(model_files, server, capsys):
+    """A bounded load test on loopback: zero errors, every answer exact.
+
+    Exact, not close: the server runs the same .tflite bytes in the same
+    LiteRT build with the same thread count (1) as the in-process EdgeModel,
+    and JSON carries the numbers without loss (a float32 written as the
+    shortest float64 repr reads back as the same float32, both ways), so
+    the interpreter sees bit-identical inputs and returns identical outputs.
+    """
+    paths, x = model_files
+    examples = x[:64]
+    reference = EdgeModel(paths["digits-float32"]).predict(examples)
+    result = serving.load(server.url, "digits-float32", examples, requests=2000,
+                          concurrency=32)
+    with capsys.disabled():
+        print(f"\n[load test] {result.summary()} (wall {result.wall_s:.1f} s)")
+    assert result.errors == 0, result.error_messages
+    assert len(result.outputs) == 2000
+    for i, out in enumerate(result.outputs):
+        np.testing.assert_array_equal(out, reference[i % len(examples)][None])
+    assert server.alive
+
+
+def _digit(x) -> list:
+    return x[:1].astype(np.float32).tolist()
+
+
+def pixel(value):
+    """A request for one digit with one pixel replaced by `value`."""
+    def body(x) -> dict:
+        batch = _digit(x)
+        batch[0][14][14][0] = value
+        return {"inputs": batch}
+    return body
+
+
+# (case, model, body (bytes or JSON-able), extra headers, status, words in the message)
+BAD_JSON_CASES = [
+    ("malformed-json", "digits-float32", b'{"inputs": [[0.1, ', {}, 400, "malformed JSON"),
+    ("not-utf8", "digits-float32", b"\xff\xfe\x00", {}, 400, "not UTF-8"),
+    ("empty-body", "digits-float32", b"", {}, 400, "body is empty"),
+    ("not-an-object", "digits-float32", [1, 2], {}, 422, "expected a JSON object"),
+    ("missing-field", "digits-float32", {"input": [[0.0]]}, {}, 422,
+     "missing field 'inputs'"),
+    ("inputs-not-a-list", "digits-float32", {"inputs": 3}, {}, 422, "must be a list"),
+    ("empty-batch", "digits-float32", {"inputs": []}, {}, 422, "empty batch"),
+    ("no-batch-axis", "digits-float32", lambda x: {"inputs": x[0].tolist()}, {}, 422,
+     "has shape (28, 28, 1), expected a batch of shape (N, 28, 28, 1)"),
+    ("wrong-shape", "digits-float32", {"inputs": [[0.0] * 784]}, {}, 422,
+     "has shape (1, 784), expected a batch of shape (N, 28, 28, 1)"),
+    ("ragged", "digits-float32", {"inputs": [[[0.1], [0.2]], [[0.3]]]}, {}, 422, "ragged"),
+    ("string-value", "digits-float32", pixel("0.5"), {}, 422, "found a string ('0.5')"),
+    ("boolean-value", "digits-float32", pixel(True), {}, 422, "found a boolean"),
+    ("null-value", "digits-float32", pixel(None), {}, 422, "found null"),
+    ("nan", "digits-float32", pixel(float("nan")), {}, 422, "must be finite numbers, found nan"),
+    ("infinity", "digits-float32", pixel(float("inf")), {}, 422, "finite numbers, found inf"),
+    ("beyond-float32", "digits-float32", pixel(1e300), {}, 422, "beyond float32"),
+    ("huge-integer", "digits-float32", pixel(10**400), {}, 422, "too large"),
+    ("out-of-int8-range", "digits-int8", pixel(255.0), {}, 422, "can represent only"),
+    ("unknown-model", "no-such-model", {"inputs": [[0.0]]}, {}, 404,
+     "no model named 'no-such-model'"),
+    ("content-type", "digits-float32", {"inputs": []}, {"Content-Type": "text/plain"}, 415,
+     "expected Content-Type application/json"),
+    ("oversized", "digits-float32", b"[" + b"0.5, " * 30_000 + b"0]", {}, 413,
+     f"the limit is {MAX_BODY} bytes"),
+]
+
+
+def _body(case_body, x) -> bytes:
+    if isinstance(case_body, bytes):
+        return case_body
+    if callable(case_body):
+        case_body = case_body(x)
+    return json.dumps(case_body).encode()  # json writes NaN and Infinity as such
+
+
+@pytest.mark.parametrize("case,name,body,headers,status,words", BAD_JSON_CASES,
+                         ids=[c[0] for c in BAD_JSON_CASES])
+def test_bad_input_gets_a_4xx_with_a_message(model_files, http, case, name, body, headers,
+                                             status, words):
+    _, x = model_files
+    headers = {"Content-Type": "application/json", **headers}
+    response = http.post(f"/models/{name}/predict", content=_body(body, x), headers=headers)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert words in detail, detail
+
+
+def test_oversized_body_without_content_length(http):
+    """A chunked body (no Content-Length) is counted while it is read."""
+    chunks = iter([b'{"inputs": [' + b"0.5, " * 10_000] * 5)
+    response = http.post("/models/digits-float32/predict", content=chunks,
+                         headers={"Content-Type": "application/json"})
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413, response.text
+    assert f"exceeds the limit of {MAX_BODY} bytes" in response.json()["detail"]
+
+
+def test_a_lying_content_length_gets_a_4xx(server):
+    """Content-Length smaller than the body: the server reads only what was
+    declared (truncated JSON -> 400) and refuses the rest as a bad request."""
+    body = b'{"inputs": [' + b"0.5, " * 40_000
+    head = (b"POST /models/digits-float32/predict HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 50\r\n\r\n")
+    with socket.create_connection((server.host, server.port), timeout=10) as conn:
+        try:
+            conn.sendall(head + body)
+        except OSError:
+            pass  # the server may close the connection before reading all of it
+        data = b""
+        try:
+            while chunk := conn.recv(65536):
+                data += chunk
+        except OSError:
+            pass
+    status = int(data.split(b" ", 2)[1])
+    assert 400 <= status < 500, data[:300]
+    assert b"malformed JSON" in data
+
+
+@pytest.mark.parametrize("encoding", split.ENCODINGS)
+def test_binary_activation_request(model_files, client, encoding):
+    """The split-computing format: an encoded tensor, batch axis first."""
+    paths, x = model_files
+    payload, meta = split.encode_activation(x[:3], encoding)
+    got = client.predict_activation("digits-float32", payload, meta)
+    expected = EdgeModel(paths["digits-float32"]).predict(split.decode_activation(payload, meta))
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("headers,payload,words", [
+    ({}, b"\x00" * 16, "needs the headers"),
+    ({"X-Activation-Encoding": "int4", "X-Activation-Shape": "1,28,28,1"}, b"\x00" * 784,
+     "unknown encoding 'int4'"),
+    ({"X-Activation-Encoding": "int8", "X-Activation-Shape": "1,28,28,1"}, b"\x00" * 100,
+     "takes 789 bytes, the payload has 100"),
+    ({"X-Activation-Encoding": "float32", "X-Activation-Shape": "1,28,28"}, b"\x00" * 3136,
+     "expected (N, 28, 28, 1)"),
+    ({"X-Activation-Encoding": "float32", "X-Activation-Shape": "one"}, b"", "integers"),
+], ids=["no-headers", "unknown-encoding", "wrong-length", "wrong-shape", "bad-shape-header"])
+def test_bad_binary_activation_gets_a_422(http, headers, payload, words):
+    response = http.post("/models/digits-float32/predict", content=payload,
+                         headers={"Content-Type": "application/octet-stream", **headers})
+    assert response.status_code == 422, response.text
+    assert words in response.json()["detail"]
+
+
+def test_unknown_model_metadata_is_404(http):
+    response = http.get("/models/nope")
+    assert response.status_code == 404
+    assert "digits-float32" in response.json()["detail"]
+
+
+def test_server_healthy_after_all_the_bad_input(server, client, http, model_files):
+    """Every bad request in a row (independent of the tests above): each is
+    refused with its 4xx, the server then still answers exactly, and its
+    metrics count the refusals by model, reason and status, with no 500."""
+    paths, x = model_files
+    before = client.metrics()
+    for _, name, body, headers, status, _ in BAD_JSON_CASES:
+        response = http.post(f"/models/{name}/predict", content=_body(body, x),
+                             headers={"Content-Type": "application/json", **headers})
+        assert response.status_code == status
+    assert server.alive
+    assert client.health()["status"] == "ok"
+    np.testing.assert_array_equal(client.predict("digits-int8", x[:2]),
+                                  EdgeModel(paths["digits-int8"]).predict(x[:2]))
+    after = client.metrics()
+
+    def grew(metric, **labels):
+        return counter(after, metric, **labels) - counter(before, metric, **labels)
+
+    assert grew("edge_predict_errors_total") == len(BAD_JSON_CASES)
+    assert grew("edge_predict_errors_total", model="unknown", reason="unknown_model") == 1
+    assert grew("edge_predict_errors_total", model="digits-int8", reason="out_of_range") == 1
+    assert grew("edge_predict_requests_total", status="413") == 1
+    assert grew("edge_predict_requests_total", status="400") == 3
+    assert counter(after, "edge_predict_errors_total", reason="internal") == 0
+    assert counter(after, "edge_predict_requests_total", status="500") == 0
+
+
+def test_metrics_count_the_requests(client, model_files):
+    _, x = model_files
+    name = "digits-int8"
+    before = client.metrics()
+    for _ in range(5):
+        client.predict(name, x[:2])
+    with pytest.raises(serving.ServingError, match="HTTP 422") as refused:
+        client.predict(name, np.zeros((1, 28, 28)))
+    assert refused.value.status == 422 and refused.value.reason == "wrong_shape"
+    after = client.metrics()
+    assert "# TYPE edge_predict_latency_seconds histogram" in after
+    diff = {
+        "ok": ("edge_predict_requests_total", {"model": name, "status": "200"}, 5),
+        "refused": ("edge_predict_requests_total", {"model": name, "status": "422"}, 1),
+        "reason": ("edge_predict_errors_total", {"model": name, "reason": "wrong_shape"}, 1),
+        "examples": ("edge_predict_examples_total", {"model": name}, 10),
+        "latency": ("edge_predict_latency_seconds_count", {"model": name}, 6),
+        "inference": ("edge_inference_seconds_count", {"model": name}, 5),
+    }
+    for what, (metric, labels, expected) in diff.items():
+        got = counter(after, metric, **labels) - counter(before, metric, **labels)
+        assert got == expected, f"{what}: {metric}{labels} grew by {got}, expected {expected}"
+
+
+def test_a_served_model_is_safe_under_threads(model_files):
+    """Eight threads share two interpreters: every answer stays exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths, x = model_files
+    served = serving.ServedModel("m", paths["digits-float32"], interpreters=2)
+    reference = EdgeModel(paths["digits-float32"]).predict(x[:40])
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: served.predict(x[i:i + 1]), range(40)))
+    np.testing.assert_array_equal(np.concatenate(answers), reference)
+    assert served.metadata()["interpreters"] == 2
+
+
+def test_the_child_process_is_gone_after_stop(model_files):
+    paths, _ = model_files
+    with serving.start_server({"m": paths["digits-int8"]}) as handle:
+        assert handle.alive and handle.process.poll() is None
+        pid, workdir = handle.pid, handle.workdir
+        assert serving.Client(handle.url).models() == ["m"]
+    assert not handle.alive and handle.process.returncode is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not workdir.exists()
+    assert handle.stop() == handle.process.returncode  # a second stop is harmless
+
+
+def test_start_server_reports_a_dying_server(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a model")
+    before = set(serving._live_handles)
+    with pytest.raises(serving.ServingError, match="not a TFLite model"):
+        serving.start_server({"bad": bad}, timeout=30)
+    assert set(serving._live_handles) == before  # the failed server was stopped
+
+
+def test_command_line_refuses_bad_arguments():
+    proc = subprocess.run([sys.executable, "-m", "edgelib.serving", "--model", "no-path"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "expected NAME=PATH.tflite" in proc.stderr
+
+
+def test_create_app_refuses_bad_arguments(model_files):
+    paths, _ = model_files
+    with pytest.raises(ValueError, match="non-empty dict"):
+        serving.create_app({})
+    with pytest.raises(ValueError, match="model name"):
+        serving.create_app({"bad name!": paths["digits-int8"]})
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        serving.create_app({"m": paths["digits-int8"]}, max_body_bytes=0)
+
+
+def test_server_never_imports_tensorflow(model_files):
+    paths, _ = model_files
+    proc = run_python(
+        "import sys\n"
+        "from edgelib import serving, split\n"
+        f"app = serving.create_app({{'m': {str(paths['digits-int8'])!r}}})\n"
+        "loaded = sorted(k for k in sys.modules if k.split('.')[0] in "
+        "('tensorflow', 'tf_keras', 'keras'))\n"
+        "print('LOADED', loaded)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout
