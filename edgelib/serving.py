@@ -839,6 +839,78 @@ def request_body(x: np.ndarray) -> bytes:
     return json.dumps({"inputs": np.asarray(x, dtype=np.float32).tolist()}).encode()
 
 
+# --- reading the metrics (what an operator's dashboard does) ---------------------------
+
+
+def metric_value(metrics_text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called `name` whose labels include `labels`
+    (0.0 when there is none), e.g.
+    `metric_value(text, "edge_predict_requests_total", status="422")`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return float(sum(sample.value
+                     for family in text_string_to_metric_families(metrics_text)
+                     for sample in family.samples
+                     if sample.name == name
+                     and all(sample.labels.get(k) == v for k, v in labels.items())))
+
+
+def histogram(metrics_text: str, name: str, **labels: str) -> tuple[np.ndarray, np.ndarray]:
+    """The buckets of a Prometheus histogram: (upper bounds, cumulative counts).
+
+    `name` is the histogram's base name (e.g. "edge_predict_latency_seconds");
+    samples of every label set matching `labels` are added up. The last bound
+    is +inf and its count is the total number of observations.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[float, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name != f"{name}_bucket" or \
+                    not all(sample.labels.get(k) == v for k, v in labels.items()):
+                continue
+            bound = float(sample.labels["le"])
+            counts[bound] = counts.get(bound, 0.0) + sample.value
+    if not counts:
+        raise ValueError(f"no histogram {name!r} with labels {labels} in the metrics")
+    bounds = np.array(sorted(counts))
+    return bounds, np.array([counts[b] for b in bounds])
+
+
+def histogram_quantile(bounds, cumulative, q: float) -> float:
+    """The q-quantile (0 < q < 1) of a histogram, as Prometheus' histogram_quantile.
+
+    Find the first bucket whose cumulative count reaches q x total and
+    interpolate linearly inside it (the first bucket starts at 0). If that is
+    the +inf bucket, return the largest finite bound: a histogram cannot say
+    more. NaN when the histogram is empty.
+    """
+    bounds = np.asarray(bounds, dtype=float)
+    cumulative = np.asarray(cumulative, dtype=float)
+    if not 0 < q < 1:
+        raise ValueError(f"q must be between 0 and 1, got {q!r}")
+    if bounds.shape != cumulative.shape or bounds.ndim != 1 or len(bounds) < 2 \
+            or not np.isinf(bounds[-1]):
+        raise ValueError("expected matching 1-D bounds and cumulative counts ending with +inf")
+    total = cumulative[-1]
+    if total <= 0:
+        return float("nan")
+    rank = q * total
+    i = int(np.searchsorted(cumulative, rank, side="left"))
+    if i == len(bounds) - 1:
+        return float(bounds[-2])
+    lower = bounds[i - 1] if i > 0 else 0.0
+    below = cumulative[i - 1] if i > 0 else 0.0
+    inside = cumulative[i] - below
+    return float(lower + (bounds[i] - lower) * ((rank - below) / inside if inside else 1.0))
+
+
+def live_servers() -> list[ServerHandle]:
+    """The servers started by `start_server` in this process and not stopped yet."""
+    return sorted(_live_handles, key=lambda handle: handle.pid)
+
+
 # --- a load generator (asyncio + httpx) -----------------------------------------------
 
 

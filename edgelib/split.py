@@ -34,6 +34,7 @@ encoding and decoding need NumPy alone (the server uses them).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import numpy as np
 
@@ -251,3 +252,53 @@ def decode_activation(payload: bytes, meta: dict) -> np.ndarray:
         raise ValueError(f"the int8 header holds an invalid scale {scale!r}")
     q = np.frombuffer(payload, np.int8, offset=INT8_HEADER_BYTES).reshape(shape)
     return ((q.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
+
+
+def roundtrip(batch, encoding: str = "int8") -> np.ndarray:
+    """Encode and decode each example of `batch` on its own (as a device sends
+    one inference at a time, each int8 example with its own scale and zero
+    point); return the decoded batch, float32."""
+    batch = np.asarray(batch)
+    if batch.ndim < 1 or len(batch) == 0:
+        raise ValueError("expected a non-empty batch (first axis = examples)")
+    return np.stack([decode_activation(*encode_activation(example, encoding))
+                     for example in batch])
+
+
+# --- the cost of a cut --------------------------------------------------------------------
+
+
+def transfer_ms(n_bytes: int, mbit_s: float, rtt_ms: float = 0.0) -> float:
+    """Time to send `n_bytes` at `mbit_s` megabits per second, plus one round
+    trip `rtt_ms` (the request goes out, the small answer comes back):
+    rtt + 8 n / (mbit_s x 1000) milliseconds."""
+    if mbit_s <= 0 or rtt_ms < 0 or n_bytes < 0:
+        raise ValueError(f"need n_bytes >= 0, mbit_s > 0, rtt_ms >= 0; got {n_bytes}, "
+                         f"{mbit_s}, {rtt_ms}")
+    return rtt_ms + 8.0 * n_bytes / (mbit_s * 1e3)
+
+
+def end_to_end_ms(device_ms: float, n_bytes: int | None, server_ms: float, mbit_s: float,
+                  rtt_ms: float) -> dict[str, float]:
+    """Latency of one inference split between device and server, in ms.
+
+    device compute + transfer (bytes at the bandwidth, plus the round trip)
+    + server compute. `n_bytes=None` means nothing is sent: all on the device.
+    Returns the parts and their "total".
+    """
+    network = 0.0 if n_bytes is None else transfer_ms(n_bytes, mbit_s, rtt_ms)
+    parts = {"device": float(device_ms), "network": network, "server": float(server_ms)}
+    parts["total"] = parts["device"] + parts["network"] + parts["server"]
+    return parts
+
+
+def invoke_only(edge_model, example) -> Callable[[], None]:
+    """A callable that runs only the interpreter's invoke() on `example`.
+
+    The input is quantized and set once, here: what is timed is the model's
+    arithmetic, not NumPy's conversions around it (which a device does in C).
+    """
+    x = np.asarray(example, dtype=np.float32)
+    interpreter = edge_model.interpreter
+    interpreter.set_tensor(edge_model.input["index"], edge_model._prepare(x)[None])
+    return interpreter.invoke

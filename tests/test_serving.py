@@ -354,3 +354,57 @@ def test_server_never_imports_tensorflow(model_files):
     )
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout
+
+
+HISTOGRAM_TEXT = """# HELP t_seconds a test histogram
+# TYPE t_seconds histogram
+t_seconds_bucket{le="0.001",model="a"} 10.0
+t_seconds_bucket{le="0.01",model="a"} 90.0
+t_seconds_bucket{le="0.1",model="a"} 100.0
+t_seconds_bucket{le="+Inf",model="a"} 100.0
+t_seconds_count{model="a"} 100.0
+t_seconds_sum{model="a"} 0.5
+t_seconds_bucket{le="0.001",model="b"} 0.0
+t_seconds_bucket{le="0.01",model="b"} 0.0
+t_seconds_bucket{le="0.1",model="b"} 0.0
+t_seconds_bucket{le="+Inf",model="b"} 4.0
+t_seconds_count{model="b"} 4.0
+t_seconds_sum{model="b"} 8.0
+"""
+
+
+def test_histogram_buckets_and_quantiles():
+    bounds, cumulative = serving.histogram(HISTOGRAM_TEXT, "t_seconds", model="a")
+    np.testing.assert_array_equal(bounds, [0.001, 0.01, 0.1, np.inf])
+    np.testing.assert_array_equal(cumulative, [10, 90, 100, 100])
+    # q = 0.5: rank 50, in the bucket (0.001, 0.01] holding ranks 10..90: halfway
+    assert serving.histogram_quantile(bounds, cumulative, 0.5) == pytest.approx(0.0055)
+    # q = 0.05: rank 5 in the first bucket [0, 0.001]
+    assert serving.histogram_quantile(bounds, cumulative, 0.05) == pytest.approx(0.0005)
+    assert serving.histogram_quantile(bounds, cumulative, 0.99) == pytest.approx(0.091)
+    _, both = serving.histogram(HISTOGRAM_TEXT, "t_seconds")
+    np.testing.assert_array_equal(both, [10, 90, 100, 104])
+    b_bounds, b_counts = serving.histogram(HISTOGRAM_TEXT, "t_seconds", model="b")
+    assert serving.histogram_quantile(b_bounds, b_counts, 0.5) == 0.1  # all in +Inf
+    assert np.isnan(serving.histogram_quantile(bounds, np.zeros(4), 0.5))
+    assert serving.metric_value(HISTOGRAM_TEXT, "t_seconds_count") == 104
+    assert serving.metric_value(HISTOGRAM_TEXT, "t_seconds_sum", model="b") == 8
+    assert serving.metric_value(HISTOGRAM_TEXT, "nothing") == 0
+    with pytest.raises(ValueError, match="no histogram"):
+        serving.histogram(HISTOGRAM_TEXT, "t_seconds", model="c")
+    with pytest.raises(ValueError, match="q must be"):
+        serving.histogram_quantile(bounds, cumulative, 1.5)
+
+
+def test_histogram_of_the_served_latency(server, client, model_files):
+    _, x = model_files
+    before = serving.metric_value(client.metrics(), "edge_predict_latency_seconds_count",
+                                  model="digits-int8")
+    for _ in range(3):
+        client.predict("digits-int8", x[:1])
+    bounds, cumulative = serving.histogram(client.metrics(), "edge_predict_latency_seconds",
+                                           model="digits-int8")
+    assert cumulative[-1] == before + 3 and np.all(np.diff(cumulative) >= 0)
+    assert list(bounds[:-1]) == list(serving.LATENCY_BUCKETS)
+    assert 0 < serving.histogram_quantile(bounds, cumulative, 0.5) <= serving.LATENCY_BUCKETS[-1]
+    assert server in serving.live_servers()

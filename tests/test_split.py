@@ -171,3 +171,38 @@ def test_encoding_never_imports_tensorflow():
     )
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout
+
+
+def test_roundtrip_encodes_each_example_on_its_own(rng):
+    batch = np.stack([rng.random((4, 3)), 100 * rng.random((4, 3))]).astype(np.float32)
+    back = split.roundtrip(batch, "int8")
+    assert back.shape == batch.shape and back.dtype == np.float32
+    for example, decoded in zip(batch, back, strict=True):
+        scale, _ = split.int8_parameters(example)
+        assert np.abs(decoded - example).max() <= scale / 2 + 1e-6  # its own scale
+    np.testing.assert_array_equal(split.roundtrip(batch, "float32"), batch)
+    with pytest.raises(ValueError, match="non-empty batch"):
+        split.roundtrip(np.zeros((0, 3)))
+
+
+def test_transfer_and_end_to_end_latency():
+    assert split.transfer_ms(1000, 1.0) == pytest.approx(8.0)  # 8,000 bits at 1 Mbit/s
+    assert split.transfer_ms(1000, 100.0, rtt_ms=10.0) == pytest.approx(10.08)
+    parts = split.end_to_end_ms(2.0, 1250, 0.5, mbit_s=10.0, rtt_ms=5.0)
+    assert parts == pytest.approx({"device": 2.0, "network": 6.0, "server": 0.5, "total": 8.5})
+    alone = split.end_to_end_ms(3.0, None, 0.0, mbit_s=1.0, rtt_ms=5.0)
+    assert alone["network"] == 0.0 and alone["total"] == 3.0
+    with pytest.raises(ValueError, match="mbit_s > 0"):
+        split.transfer_ms(10, 0.0)
+
+
+def test_invoke_only_runs_the_interpreter(tiny_digits_model):
+    from edgelib import tflite
+    from edgelib.runtime import EdgeModel
+
+    model, x = tiny_digits_model
+    edge = EdgeModel(tflite.convert(model, "int8", representative=x[:50]))
+    run = split.invoke_only(edge, x[0])
+    run()
+    out = edge._read(edge.outputs[0])
+    np.testing.assert_array_equal(out, edge.invoke(x[0]))
