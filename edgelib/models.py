@@ -48,11 +48,15 @@ def compile_classifier(model, learning_rate: float = 1e-3):
 DS_CNN_EPOCHS = 6  # chapter 13's recipe: 6 epochs, batch 64, Adam 5e-3 with cosine decay
 
 
-def ds_cnn(input_shape=(49, 40, 1), channels: int = 64, blocks: int = 4, classes: int = 12):
+def ds_cnn(input_shape=(49, 40, 1), channels: int = 64, blocks: int = 4, classes: int = 12,
+           strides=(2, 4)):
     """DS-CNN keyword spotter (MLPerf Tiny family), softmax output.
 
-    conv 10x4 stride 2 -> `blocks` x (depthwise 3x3 + pointwise 1x1, each
-    with batch norm and ReLU) -> global average pool -> dropout -> dense.
+    conv 10x4 with `strides` (time, frequency) -> `blocks` x (depthwise 3x3 +
+    pointwise 1x1, each with batch norm and ReLU) -> global average pool ->
+    dropout -> dense. The default strides take 49 frames x 40 mel bands to a
+    25 x 10 map (neighbouring mel bands carry much the same information);
+    strides (2, 2) would give 25 x 20 and double the work of every block.
     """
     import tf_keras as keras
 
@@ -61,7 +65,7 @@ def ds_cnn(input_shape=(49, 40, 1), channels: int = 64, blocks: int = 4, classes
                          f"{blocks}, {classes}")
     layers = keras.layers
     inputs = keras.Input(input_shape)
-    x = layers.Conv2D(channels, (10, 4), strides=2, padding="same", use_bias=False)(inputs)
+    x = layers.Conv2D(channels, (10, 4), strides=strides, padding="same", use_bias=False)(inputs)
     x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     for _ in range(blocks):
         x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)

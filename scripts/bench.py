@@ -3,9 +3,10 @@
     make bench          # or: python scripts/bench.py [--out DIR] [--repeats N] [--readme]
 
 For each model (the digits CNN of chapter 09, the smart-home command
-Transformer of chapter 06, the keyword spotter of chapter 13), trains it
-(seeded, a few epochs), converts it to float32, dynamic-range,
-float16 and full-int8 TFLite, and measures on its test set: accuracy, file
+Transformer of chapter 06, the keyword spotter of chapter 13), trains it (a
+few epochs, seeded from the course seed $EDGE_SEED as its chapter does:
+`EDGE_SEED=1 make bench` is another run), converts it to float32,
+dynamic-range, float16 and full-int8 TFLite, and measures on its test set: accuracy, file
 size, gzip size, and batch-1 latency p50 / p99 on the LiteRT interpreter (one
 thread, warm-up, all modes interleaved in one run). Prints one table with
 ratios vs float32 and saves a size-accuracy-latency plot and the table as
@@ -31,7 +32,7 @@ import edgelib
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def digits_cnn_case():
+def digits_cnn_case(seed: int):
     from edgelib import datasets, models
 
     ds = datasets.load("digits")
@@ -41,7 +42,7 @@ def digits_cnn_case():
     return model, x_train[:300], x_test, ds.test.y
 
 
-def command_classifier_case():
+def command_classifier_case(seed: int):
     from edgelib import datasets, models, transformer
 
     ds = datasets.load("smarthome")
@@ -49,11 +50,11 @@ def command_classifier_case():
                                            len(ds.classes))
     models.compile_classifier(model, learning_rate=3e-3)
     model.fit(ds.train.x, ds.train.y, epochs=10, batch_size=64, verbose=0)
-    representative = ds.train.x[np.random.default_rng(1).permutation(len(ds.train))[:200]]
+    representative = ds.train.x[np.random.default_rng(seed + 1).permutation(len(ds.train))[:200]]
     return model, representative, ds.test.x, ds.test.y
 
 
-def keyword_spotter_case():
+def keyword_spotter_case(seed: int):
     from edgelib import audio, datasets, models, quantization
 
     ds = datasets.load("speech_commands")
@@ -61,7 +62,7 @@ def keyword_spotter_case():
     clip_range = (float(x_train.min()), float(x_train.max()))
     x_test = audio.kws_features(ds.test.x, clip_range=clip_range)
     model = models.ds_cnn(x_train.shape[1:], classes=len(ds.classes))
-    models.train_keyword_spotter(model, x_train, ds.train.y)
+    models.train_keyword_spotter(model, x_train, ds.train.y, seed=seed)
     return model, quantization.calibration_sample(x_train), x_test, ds.test.y
 
 
@@ -70,15 +71,15 @@ CASES = {"digits CNN (ch. 09)": digits_cnn_case,
          "keyword spotter DS-CNN (ch. 13)": keyword_spotter_case}
 
 
-def measure(name, build, repeats):
+def measure(name, build, repeats, seed):
     import tf_keras as keras
 
     from edgelib import bench, tflite
     from edgelib.runtime import EdgeModel
 
-    keras.utils.set_random_seed(0)  # each model the same, whatever runs before it
+    keras.utils.set_random_seed(seed)  # each model the same, whatever runs before it
     start = time.perf_counter()
-    model, representative, x_test, y_test = build()
+    model, representative, x_test, y_test = build(seed)
     rows = {}
     edges = {}
     for mode in tflite.MODES:
@@ -153,10 +154,11 @@ def main(argv=None):
     parser.add_argument("--readme", action="store_true",
                         help="also write the table into README.md (the figures it quotes)")
     args = parser.parse_args(argv)
-    edgelib.setup(verbose=False)
+    seed = edgelib.setup(verbose=False)  # the course seed: $EDGE_SEED, else 0
+    print(f"course seed {seed}", file=sys.stderr)
     results = {}
     for name, build in CASES.items():
-        results[name] = measure(name, build, args.repeats)
+        results[name] = measure(name, build, args.repeats, seed)
     print_table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=1))

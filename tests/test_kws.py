@@ -70,6 +70,15 @@ def test_ds_cnn_trains_with_the_chapter_recipe(tf_ready, rng):
         models.ds_cnn(channels=0)
 
 
+def test_ds_cnn_first_convolution_strides(tf_ready):
+    from edgelib import models
+
+    default = models.ds_cnn()  # 49 frames x 40 mel bands -> 25 x 10
+    assert default.layers[1].output_shape == (None, 25, 10, 64)
+    assert default.count_params() == models.ds_cnn(strides=(2, 2)).count_params()
+    assert models.ds_cnn(strides=(2, 2)).layers[1].output_shape == (None, 25, 20, 64)
+
+
 def test_calibration_sample_keeps_the_extremes(rng):
     x = rng.standard_normal((1000, 4, 4))
     x[777, 0, 0], x[998, 1, 1] = -50.0, 60.0
