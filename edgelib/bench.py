@@ -6,6 +6,14 @@ percentiles, and comparisons measured in the same run.
     print(stats)                                   # p50 / p90 / p99 in ms
     table = bench.compare({"float32": f, "int8": g}, repeats=200)
 
+For a .tflite model, the model's latency is the interpreter's invoke() alone;
+the Python-side work around it (validation, quantizing the input, copying it
+in, dequantizing the output) is what a device does in C and is reported apart:
+
+    bench.invoke_latency(edge_model, x, runs=200)      # invoke() only
+    bench.conversion_overhead(edge_model, x)           # {"input": ..., "output": ...}
+    bench.compare({m: bench.invoke_only(e, x) for m, e in edges.items()})
+
 Timings depend on the machine and on what else runs on it: print them, plot
 them, never assert exact values.
 """
@@ -64,6 +72,41 @@ def latency(fn: Callable[[], object], repeats: int = 200, warmup: int = 20) -> L
     for _ in range(warmup):
         fn()
     return _stats([_time(fn) for _ in range(repeats)], first)
+
+
+def invoke_only(edge_model, example) -> Callable[[], None]:
+    """A callable that runs only the interpreter's invoke() on `example`.
+
+    The example is validated, converted (quantized for an int8 model) and set
+    into the interpreter once, here, outside any timed region; what the
+    callable does is the model's own work. Use it with `latency` or `compare`.
+    """
+    edge_model.interpreter.set_tensor(edge_model.input["index"], edge_model.prepare(example))
+    return edge_model.interpreter.invoke
+
+
+def invoke_latency(edge_model, example, runs: int = 200, warmup: int = 20) -> Latency:
+    """Latency of the interpreter's invoke() alone on one example (batch 1):
+    the input is set before the timed region; one cold call, `warmup` untimed
+    calls, then `runs` (>= 100 for a p90/p99 worth reading) timed calls."""
+    return latency(invoke_only(edge_model, example), repeats=runs, warmup=warmup)
+
+
+def conversion_overhead(edge_model, example, runs: int = 200,
+                        warmup: int = 20) -> dict[str, Latency]:
+    """The Python-side work around invoke(), timed apart from the model:
+    "input" = validate, convert (quantize for int8) and set the input tensor;
+    "output" = read and dequantize the output(s). invoke() + input + output is
+    what `EdgeModel.invoke` costs end to end."""
+    interpreter, index = edge_model.interpreter, edge_model.input["index"]
+
+    def put():
+        interpreter.set_tensor(index, edge_model.prepare(example))
+
+    put()
+    interpreter.invoke()  # so that the output holds a real result
+    return {"input": latency(put, repeats=runs, warmup=warmup),
+            "output": latency(edge_model.outputs_now, repeats=runs, warmup=warmup)}
 
 
 def compare(candidates: dict[str, Callable[[], object]], repeats: int = 200,

@@ -7,7 +7,9 @@
 This module must never import TensorFlow (a test checks it in a fresh
 process): on a device only `ai_edge_litert` and NumPy exist. `EdgeModel`
 quantizes float inputs and dequantizes outputs with the model's own scale
-and zero point, and validates what it is given.
+and zero point, and validates what it is given: `invoke` (one example) and
+`predict` (a batch) check their input with the same function,
+`validate_input`, so they accept and refuse the same things.
 """
 
 from __future__ import annotations
@@ -41,6 +43,55 @@ def read_model_bytes(model: str | Path | bytes | bytearray) -> bytes:
             f"{_TFLITE_MAGIC!r} at bytes 4-8, found {head!r} ({len(content)} bytes in all)"
         )
     return content
+
+
+def _describe(shape: tuple[int, ...], batch: bool) -> str:
+    dims = ", ".join(map(str, shape))
+    if batch:
+        return f"a batch of shape (N, {dims}) with N >= 1" if shape else "a batch of shape (N,)"
+    return f"one example of shape ({dims}{',' if len(shape) == 1 else ''})"
+
+
+def validate_input(x, shape: tuple[int, ...], dtype=np.float32, *, batch: bool) -> np.ndarray:
+    """`x` as an array if it is a valid model input, else a clear error.
+
+    `shape` is one example's shape (no batch axis); with `batch=True`, `x`
+    must add a first axis of at least one example. Checks, in this order:
+    not None, a regular (not ragged) array, a numeric dtype (bool, int,
+    float; not strings, objects or complex), the shape, a non-empty batch,
+    finite values (no NaN or infinity), and, for a model with an integer
+    input that is not quantized (token ids), whole numbers. Each error says
+    what was expected and what came. Raises TypeError for a wrong kind of
+    value, ValueError for a wrong shape or wrong values.
+    """
+    shape = tuple(int(d) for d in shape)
+    expected = _describe(shape, batch)
+    if x is None:
+        raise TypeError(f"expected {expected} of numbers, got None")
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ValueError(f"expected {expected} of numbers, got an irregular nested sequence "
+                         f"({exc})") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"expected a numeric array (bool, int or float) as {expected}, got "
+                        f"dtype {arr.dtype} ({arr.dtype.kind!r} kind)")
+    wanted = (arr.shape[1:] if batch else arr.shape)
+    if (arr.ndim != len(shape) + int(batch)) or wanted != shape:
+        raise ValueError(f"expected {expected}, got an array of shape {arr.shape}")
+    if batch and arr.shape[0] == 0:
+        raise ValueError(f"expected {expected}, got an empty batch of shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        finite = np.isfinite(arr)
+        if not finite.all():
+            nan = int(np.isnan(arr).sum())
+            raise ValueError(f"input contains NaN or infinite values ({nan} NaN, "
+                             f"{int((~finite).sum()) - nan} infinite of {arr.size}); expected "
+                             "finite numbers")
+        if np.dtype(dtype).kind in "iu" and not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"this model takes integer {np.dtype(dtype).name} input (e.g. "
+                             "token ids), got floats that are not whole numbers")
+    return arr
 
 
 def _quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -113,17 +164,44 @@ class EdgeModel:
             return (out.astype(np.float32) - zero_point) * scale
         return out
 
-    def invoke(self, example: np.ndarray) -> np.ndarray | list[np.ndarray]:
-        """Run one example (no batch axis); return the float output(s), batch axis kept."""
-        x = np.asarray(example)
-        if x.shape != self.input_shape:
-            raise ValueError(
-                f"expected one example of shape {self.input_shape}, got {x.shape}"
-            )
-        self.interpreter.set_tensor(self.input["index"], self._prepare(x)[None])
-        self.interpreter.invoke()
+    def _quantize_dtype(self) -> np.dtype:
+        """The dtype a caller's value must fit: integer for an unquantized integer
+        input (token ids), float otherwise (quantized inputs take floats)."""
+        dtype = self.input_dtype
+        if dtype.kind in "iu" and self.input["quantization"][0] == 0:
+            return dtype
+        return np.dtype(np.float32)
+
+    def validate(self, x, batch: bool = False) -> np.ndarray:
+        """`x` checked as one example (or a batch with `batch=True`); see
+        `validate_input`. `invoke` and `predict` both call it."""
+        return validate_input(x, self.input_shape, self._quantize_dtype(), batch=batch)
+
+    def prepare(self, example) -> np.ndarray:
+        """One example validated and converted to what the interpreter takes
+        (quantized for an int8 model), with the batch axis: the Python-side
+        work that `invoke` does before the interpreter runs."""
+        x = self.validate(example)
+        if x.dtype.kind == "b" or (x.dtype.kind in "iu" and self.input_dtype.kind == "f"):
+            x = x.astype(np.float32)
+        return self._prepare(x)[None]
+
+    def outputs_now(self) -> np.ndarray | list[np.ndarray]:
+        """The output(s) of the last run, dequantized to float (batch axis kept):
+        the Python-side work that `invoke` does after the interpreter runs."""
         results = [self._read(d) for d in self.outputs]
         return results[0] if len(results) == 1 else results
+
+    def _run(self, prepared: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        self.interpreter.set_tensor(self.input["index"], prepared)
+        self.interpreter.invoke()
+        return self.outputs_now()
+
+    def invoke(self, example: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        """Run one example (no batch axis); return the float output(s), batch axis kept.
+
+        The input is checked as by `predict` (shape, numeric dtype, finite values)."""
+        return self._run(self.prepare(example))
 
     # --- inspection: what is inside the model (needs only LiteRT) ---------------
 
@@ -179,17 +257,8 @@ class EdgeModel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Run a batch of examples one by one; return the stacked float outputs."""
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"expected a numeric array, got dtype {x.dtype}")
-        if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
-            raise ValueError(
-                f"expected a batch of shape (N, {', '.join(map(str, self.input_shape))}), "
-                f"got {x.shape}"
-            )
-        if x.dtype.kind == "f" and not np.isfinite(x).all():
-            raise ValueError("input contains NaN or infinite values")
+        x = self.validate(x, batch=True)
         if len(self.outputs) != 1:
             raise ValueError("predict handles single-output models; use invoke() per example")
-        x = x.astype(np.float32, copy=False)
-        return np.concatenate([self.invoke(example) for example in x], axis=0)
+        x = x.astype(self._quantize_dtype(), copy=False)
+        return np.concatenate([self._run(self._prepare(example)[None]) for example in x], axis=0)

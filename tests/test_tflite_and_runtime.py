@@ -126,3 +126,71 @@ def test_integer_token_inputs_pass_through(tf_ready):
     tokens = np.array([[1, 2, 3, 4, 5, 19]], dtype=np.int32)
     np.testing.assert_allclose(edge.predict(tokens), model.predict(tokens, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+# --- bad input: invoke (one example) and predict (a batch) agree ---------------------
+
+BAD_EXAMPLES = [
+    (np.full((28, 28, 1), np.nan), ValueError, r"NaN or infinite values \(784 NaN, 0 infinite"),
+    (np.full((28, 28, 1), np.inf), ValueError, r"\(0 NaN, 784 infinite of 784\)"),
+    (-np.ones((28, 28, 1)) * np.inf, ValueError, "expected finite numbers"),
+    (np.zeros((28, 28)), ValueError, r"expected one example of shape \(28, 28, 1\), got an "
+                                     r"array of shape \(28, 28\)"),
+    (np.zeros((1, 28, 28, 1)), ValueError, r"got an array of shape \(1, 28, 28, 1\)"),
+    (np.full((28, 28, 1), "a"), TypeError, r"expected a numeric array .* got dtype <U1"),
+    (np.zeros((28, 28, 1), np.complex64), TypeError, "got dtype complex64"),
+    (None, TypeError, r"expected one example of shape \(28, 28, 1\) of numbers, got None"),
+    ([[0.0, 1.0], [0.0]], ValueError, "irregular nested sequence"),
+]
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+@pytest.mark.parametrize(("bad", "error", "message"), BAD_EXAMPLES)
+def test_invoke_and_predict_refuse_the_same_bad_input(converted, mode, bad, error, message):
+    m = EdgeModel(converted[mode])
+    with pytest.raises(error, match=message):
+        m.invoke(bad)
+    batch = None if bad is None else (
+        np.asarray(bad)[None] if not isinstance(bad, list) else [bad])
+    with pytest.raises(error):  # the batch form of the same input
+        m.predict(batch)
+
+
+def test_predict_refuses_an_empty_batch_with_a_clear_message(converted):
+    m = EdgeModel(converted["int8"])
+    with pytest.raises(ValueError, match=r"expected a batch of shape \(N, 28, 28, 1\) with "
+                                         r"N >= 1, got an empty batch of shape \(0, 28, 28, 1\)"):
+        m.predict(np.zeros((0, 28, 28, 1), np.float32))
+    with pytest.raises(TypeError, match="got None"):
+        m.predict(None)
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(1 NaN"):
+        x = np.zeros((3, 28, 28, 1), np.float32)
+        x[2, 5, 5, 0] = np.nan
+        m.predict(x)
+
+
+def test_invoke_and_predict_agree_on_good_input(converted):
+    m = EdgeModel(converted["int8"])
+    x = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype(np.float32)
+    one_by_one = np.concatenate([m.invoke(example) for example in x])
+    np.testing.assert_array_equal(m.predict(x), one_by_one)
+    # integers and booleans are numbers too, and give what their float values give
+    np.testing.assert_array_equal(m.invoke(np.zeros((28, 28, 1), np.int64)),
+                                  m.invoke(np.zeros((28, 28, 1), np.float32)))
+    assert m.invoke(np.zeros((28, 28, 1), bool)).shape == (1, 10)
+    assert m.prepare(x[0]).shape == (1, 28, 28, 1) and m.prepare(x[0]).dtype == np.int8
+
+
+def test_token_models_refuse_fractional_ids(tf_ready):
+    import tf_keras as keras
+
+    model = keras.Sequential([keras.layers.Input((6,), dtype="int32"),
+                              keras.layers.Embedding(20, 4), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    edge = EdgeModel(tflite.convert(model, "float32"))
+    whole = np.array([1, 2, 3, 4, 5, 19], dtype=np.float64)
+    np.testing.assert_array_equal(edge.invoke(whole), edge.invoke(whole.astype(np.int32)))
+    with pytest.raises(ValueError, match="integer int32 input"):
+        edge.invoke(whole + 0.5)
+    with pytest.raises(ValueError, match="integer int32 input"):
+        edge.predict((whole + 0.5)[None])
