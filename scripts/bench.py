@@ -1,24 +1,35 @@
 """The course's benchmark: chapter models in every TFLite mode, one table.
 
     make bench          # or: python scripts/bench.py [--out DIR] [--repeats N] [--readme]
+    python scripts/bench.py --sweep     # int8 vs float32 by model size and threads
 
 For each model (the digits CNN of chapter 09, the smart-home command
 Transformer of chapter 06, the keyword spotter of chapter 13), trains it (a
 few epochs, seeded from the course seed $EDGE_SEED as its chapter does:
 `EDGE_SEED=1 make bench` is another run), converts it to float32,
-dynamic-range, float16 and full-int8 TFLite, and measures on its test set: accuracy, file
-size, gzip size, and batch-1 latency p50 / p99 on the LiteRT interpreter (one
-thread, warm-up, all modes interleaved in one run). Prints one table with
-ratios vs float32 and saves a size-accuracy-latency plot and the table as
-JSON under --out (default artifacts/bench/, git-ignored); with --readme (what
-`make bench` passes) the table also replaces the one quoted in README.md.
+dynamic-range, float16 and full-int8 TFLite (and, for the Transformer, int8
+with its layer norms, attention products and softmax kept in float: see
+--sweep), and measures on its test set: accuracy, file size, gzip size, and
+batch-1 latency on the LiteRT interpreter: p50 / p90 of invoke() alone (one
+thread, warm-up, all modes interleaved in one run), and apart from it the
+Python-side conversion around invoke() (validate + quantize the input, read +
+dequantize the output). Prints one table with ratios vs float32 and the CPU
+it ran on, and saves a plot (accuracy vs size, latency vs size) and the table
+as JSON under --out (default artifacts/bench/, git-ignored); with --readme
+(what `make bench` passes) the table also replaces the one quoted in
+README.md.
+
+--sweep (no training: weights do not change the time of dense kernels)
+times invoke() alone for models from about 0.1 M to over 10 M
+multiply-accumulates, float32 vs int8, at 1 and 2 threads, says which
+operators XNNPACK runs, and prints a per-operator profile of the int8 and
+float32 models (edgelib.profiling.op_profile).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -28,6 +39,7 @@ import numpy as np
 from readme_block import replace_block
 
 import edgelib
+from edgelib import profiling
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +78,45 @@ def keyword_spotter_case(seed: int):
     return model, quantization.calibration_sample(x_train), x_test, ds.test.y
 
 
+# Operators the int8 Transformer leaves to LiteRT's built-in int8 kernels
+# (XNNPACK does not take them: layer norm's SQUARED_DIFFERENCE, RSQRT, SUB;
+# attention's BATCH_MATMUL and SOFTMAX), splitting the graph into many
+# delegate partitions. "int8 mixed" keeps them (and the elementwise ops
+# between them) in float, so XNNPACK runs the whole graph, with int8 weights
+# in the dense layers.
+MIXED_FLOAT_OPS = ("SQUARED_DIFFERENCE", "RSQRT", "SUB", "BATCH_MATMUL", "SOFTMAX", "MEAN",
+                   "MUL", "ADD")
+
+
+def convert_int8_mixed(model, representative, float_ops=MIXED_FLOAT_OPS, steps: int = 200):
+    """int8 conversion with the operators named in `float_ops` kept in float
+    (TFLite's selective quantization: QuantizationDebugger's denylisted_ops);
+    integer or float input as the model has, int8 output."""
+    import tensorflow as tf
+
+    from edgelib.environment import quiet_native_stderr
+
+    samples = np.asarray(representative)[:steps]
+
+    def calibration():
+        for example in samples:
+            yield [example[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                           tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.inference_output_type = tf.int8
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
+    with quiet_native_stderr():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=calibration, debug_options=options)
+        return debugger.get_nondebug_quantized_model()
+
+
+MIXED = {"smart-home commands Transformer (ch. 06)"}
+
 CASES = {"digits CNN (ch. 09)": digits_cnn_case,
          "smart-home commands Transformer (ch. 06)": command_classifier_case,
          "keyword spotter DS-CNN (ch. 13)": keyword_spotter_case}
@@ -82,69 +133,230 @@ def measure(name, build, repeats, seed):
     model, representative, x_test, y_test = build(seed)
     rows = {}
     edges = {}
-    for mode in tflite.MODES:
-        blob = tflite.convert(model, mode, representative=representative)
+    blobs = {mode: tflite.convert(model, mode, representative=representative)
+             for mode in tflite.MODES}
+    if name in MIXED:
+        blobs["int8 mixed"] = convert_int8_mixed(model, representative)
+    for mode, blob in blobs.items():
         edges[mode] = EdgeModel(blob, threads=1)
         accuracy = float(np.mean(edges[mode].predict(x_test).argmax(1) == y_test))
-        rows[mode] = {"accuracy": accuracy, **tflite.sizes(blob)}
+        summary = profiling.delegation_summary(edges[mode])
+        rows[mode] = {"accuracy": accuracy, **tflite.sizes(blob),
+                      "ops": summary["ops"], "delegated_ops": summary["delegated"],
+                      "partitions": summary["partitions"]}
     example = x_test[0]
-    timed = bench.compare({m: (lambda e=e: e.invoke(example)) for m, e in edges.items()},
-                          repeats=repeats, warmup=max(10, repeats // 10))
+    warmup = max(10, repeats // 10)
+    timed = bench.compare({m: bench.invoke_only(e, example) for m, e in edges.items()},
+                          repeats=repeats, warmup=warmup)
     for mode, t in timed.items():
-        rows[mode].update(p50_ms=t["latency"].p50, p99_ms=t["latency"].p99)
+        overhead = bench.conversion_overhead(edges[mode], example, runs=max(100, repeats // 5),
+                                             warmup=warmup)
+        rows[mode].update(p50_ms=t["latency"].p50, p90_ms=t["latency"].p90,
+                          p99_ms=t["latency"].p99,
+                          io_ms=overhead["input"].p50 + overhead["output"].p50)
     print(f"  ({name}: built, converted and measured in {time.perf_counter() - start:.0f} s)",
           file=sys.stderr)
     return rows
 
 
-def print_table(results):
-    head = (f"{'model':<42}{'mode':<9}{'accuracy':>9}{'bytes':>10}{'x f32':>7}{'gzip':>10}"
-            f"{'p50 ms':>9}{'p99 ms':>9}{'p50 x f32':>10}")
+def print_table(results, cpu: str):
+    head = (f"{'model':<42}{'mode':<11}{'accuracy':>9}{'bytes':>10}{'x f32':>7}{'gzip':>10}"
+            f"{'p50 ms':>9}{'p90 ms':>9}{'p50 x f32':>10}{'io ms':>8}{'XNNPACK ops':>13}")
+    print(f"CPU: {cpu}")
+    print("latency: invoke() alone, 1 thread, batch 1; io: Python-side quantize/dequantize "
+          "around it (p50), not part of the model's latency")
     print(head)
     print("-" * len(head))
     for name, rows in results.items():
         ref = rows["float32"]
         for mode, r in rows.items():
-            print(f"{name:<42}{mode:<9}{r['accuracy']:>9.1%}{r['bytes']:>10,}"
+            print(f"{name:<42}{mode:<11}{r['accuracy']:>9.1%}{r['bytes']:>10,}"
                   f"{r['bytes'] / ref['bytes']:>7.2f}{r['gzip_bytes']:>10,}"
-                  f"{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}{r['p50_ms'] / ref['p50_ms']:>10.2f}")
+                  f"{r['p50_ms']:>9.3f}{r['p90_ms']:>9.3f}{r['p50_ms'] / ref['p50_ms']:>10.2f}"
+                  f"{r['io_ms']:>8.3f}{r['delegated_ops']:>7}/{r['ops']:<5}")
 
 
-def markdown_table(results) -> str:
+def markdown_table(results, cpu: str | None = None) -> str:
     """The table as Markdown, for the README's bench block."""
-    lines = ["| model | mode | accuracy | bytes | x float32 | gzip bytes | p50 ms | p99 ms "
-             "| p50 x float32 |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | mode | accuracy | bytes | x float32 | gzip bytes | p50 ms | p90 ms "
+             "| p50 x float32 | quantize + dequantize ms |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, rows in results.items():
         ref = rows["float32"]
         for mode, r in rows.items():
             lines.append(f"| {name} | {mode} | {r['accuracy']:.1%} | {r['bytes']:,} "
                          f"| {r['bytes'] / ref['bytes']:.2f} | {r['gzip_bytes']:,} "
-                         f"| {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
-                         f"| {r['p50_ms'] / ref['p50_ms']:.2f} |")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    return (f"Last `make bench` ({machine}; LiteRT, 1 thread, batch 1):\n\n"
+                         f"| {r['p50_ms']:.3f} | {r['p90_ms']:.3f} "
+                         f"| {r['p50_ms'] / ref['p50_ms']:.2f} | {r['io_ms']:.3f} |")
+    cpu = cpu or profiling.cpu_line()
+    return (f"Last `make bench` on {cpu}; Python {platform.python_version()}, LiteRT, "
+            "1 thread, batch 1. Latency is the interpreter's invoke() alone (p50 / p90 of "
+            "interleaved runs after warm-up); the Python-side quantize + dequantize around it "
+            "is the last column, apart. int8 mixed: int8 weights, layer norm and attention "
+            "kept in float (`python scripts/bench.py --sweep` shows why).\n\n"
             + "\n".join(lines))
 
 
-def plot(results, path):
+MODE_STYLE = {"float32": ("o", "#1f77b4"), "dynamic": ("s", "#ff7f0e"),
+              "float16": ("^", "#2ca02c"), "int8": ("D", "#d62728"),
+              "int8 mixed": ("P", "#9467bd")}
+ACCURACY_SPAN = 10.0  # percentage points shown on every accuracy axis, at least
+
+
+def accuracy_limits(values_pct, span: float = ACCURACY_SPAN) -> tuple[float, float]:
+    """An honest accuracy axis: at least `span` points tall, so that a 0.1-point
+    difference looks like one, and never above 100."""
+    low, high = min(values_pct), max(values_pct)
+    middle = (low + high) / 2
+    half = max(span, high - low + 2) / 2
+    top = min(100.0, middle + half)
+    return top - 2 * half, top
+
+
+def plot(results, path, cpu: str | None = None):
+    """Two rows of panels, one column per model: accuracy vs file size (an
+    axis at least ACCURACY_SPAN points tall), invoke-only latency vs file
+    size (p50 marker, bar up to p90). Modes are told apart by marker and
+    colour in one legend, not by text next to the points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), dpi=90,
+    names = list(results)
+    fig, axes = plt.subplots(2, len(names), figsize=(4.6 * len(names), 7.2), dpi=100,
                              squeeze=False)
-    for ax, (name, rows) in zip(axes[0], results.items(), strict=True):
+    for column, name in enumerate(names):
+        rows = results[name]
+        top, bottom = axes[0][column], axes[1][column]
         for mode, r in rows.items():
-            ax.scatter(r["bytes"] / 1024, r["accuracy"] * 100, s=40 + 400 * r["p50_ms"],
-                       alpha=0.6)
-            ax.annotate(f"{mode}\n{r['p50_ms']:.3f} ms", (r["bytes"] / 1024, r["accuracy"] * 100),
-                        fontsize=8, xytext=(6, -4), textcoords="offset points")
-        ax.set(title=name, xlabel="file size (KiB)", ylabel="test accuracy (%)")
-        ax.grid(alpha=0.3)
-    fig.suptitle("Size, accuracy and p50 latency (marker area) per TFLite mode")
-    fig.tight_layout()
+            marker, colour = MODE_STYLE.get(mode, ("x", "k"))
+            kib = r["bytes"] / 1024
+            # open markers: two modes at the same place both stay visible
+            top.scatter(kib, r["accuracy"] * 100, marker=marker, facecolors="none",
+                        edgecolors=colour, linewidths=1.8, s=70, zorder=3)
+            bottom.errorbar(kib, r["p50_ms"], yerr=[[0], [r["p90_ms"] - r["p50_ms"]]],
+                            marker=marker, color=colour, markerfacecolor="none",
+                            markeredgewidth=1.8, markersize=8, capsize=3, zorder=3)
+        top.set_ylim(*accuracy_limits([r["accuracy"] * 100 for r in rows.values()]))
+        bottom.set_ylim(0, max(r["p90_ms"] for r in rows.values()) * 1.25)
+        top.set_title(name, fontsize=10)
+        top.set(xlabel="file size (KiB)", ylabel="test accuracy (%)")
+        bottom.set(xlabel="file size (KiB)", ylabel="invoke() latency (ms)")
+        for ax in (top, bottom):
+            ax.set_xlim(0, max(r["bytes"] for r in rows.values()) / 1024 * 1.15)
+            ax.grid(alpha=0.3)
+    modes = [m for m in MODE_STYLE if any(m in rows for rows in results.values())]
+    handles = [Line2D([], [], linestyle="", marker=MODE_STYLE[m][0], color=MODE_STYLE[m][1],
+                      markerfacecolor="none", markeredgewidth=1.8, markersize=8, label=m)
+               for m in modes]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    title = ("TFLite modes: accuracy vs size (top), latency vs size (bottom; "
+             "p50 marker, bar to p90; 1 thread, batch 1)")
+    fig.suptitle(title + (f"\n{cpu}" if cpu else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path)
+    plt.close(fig)
+
+
+# --- the sweep: int8 vs float32 by model size and threads ---------------------------
+
+
+def sweep_models():
+    """Untrained models from tiny to over 10 M MACs (weights do not change the
+    time of dense kernels), with calibration inputs: DS-CNN-like keyword
+    models (conv 10x4 stride 2, two depthwise-separable blocks, 49x10
+    features) at widths 16, 64 and 256, the chapter-13 keyword spotter's
+    shape, the digits CNN, and the smart-home command Transformer."""
+    import tf_keras as keras
+
+    from edgelib import models, transformer
+
+    rng = np.random.default_rng(0)
+    cases = {}
+    for width in (16, 64, 256):
+        keras.utils.set_random_seed(0)
+        cases[f"DS-CNN 49x10, width {width}"] = (
+            models.ds_cnn((49, 10, 1), channels=width, blocks=2, classes=12, strides=(2, 2)),
+            rng.normal(size=(100, 49, 10, 1)).astype(np.float32))
+    keras.utils.set_random_seed(0)
+    cases["keyword spotter DS-CNN (ch. 13)"] = (
+        models.ds_cnn(), rng.normal(size=(100, 49, 40, 1)).astype(np.float32))
+    keras.utils.set_random_seed(0)
+    cases["digits CNN (ch. 09)"] = (models.digits_cnn(filters=(32, 64)),
+                                    rng.uniform(size=(100, 28, 28, 1)).astype(np.float32))
+    keras.utils.set_random_seed(0)
+    cases["smart-home Transformer (ch. 06)"] = (
+        transformer.command_classifier(200, 16, 8),
+        rng.integers(1, 200, (100, 16)).astype(np.int32))
+    return cases
+
+
+def sweep(runs: int, threads=(1, 2)):
+    """Time invoke() alone for every sweep model, float32 vs int8 (and int8
+    mixed for the Transformer), at each thread count; return the rows and a
+    per-operator profile (1 thread) of the largest DS-CNN and the Transformer."""
+    from edgelib import bench, measure, tflite
+    from edgelib.runtime import EdgeModel
+
+    rows, profiles = [], {}
+    for name, (model, sample) in sweep_models().items():
+        blobs = {"float32": tflite.convert(model, "float32"),
+                 "int8": tflite.convert(model, "int8", representative=sample)}
+        if "Transformer" in name:
+            blobs["int8 mixed"] = convert_int8_mixed(model, sample)
+        macs = sum(measure.tflite_macs(EdgeModel(blobs["float32"])).values())
+        for t in threads:
+            edges = {mode: EdgeModel(blob, threads=t) for mode, blob in blobs.items()}
+            timed = bench.compare({m: bench.invoke_only(e, sample[0]) for m, e in edges.items()},
+                                  repeats=runs, warmup=max(10, runs // 10))
+            for mode, result in timed.items():
+                summary = profiling.delegation_summary(edges[mode])
+                lat = result["latency"]
+                rows.append({"model": name, "macs": macs, "mode": mode, "threads": t,
+                             "p50_ms": lat.p50, "p90_ms": lat.p90, "x_float32": result["ratio_p50"],
+                             "delegated_ops": summary["delegated"], "ops": summary["ops"],
+                             "partitions": summary["partitions"],
+                             "not_delegated": summary["not_delegated"]})
+        if name.endswith("width 256") or "Transformer" in name:
+            profiles[name] = {mode: profiling.op_profile(blob, EdgeModel(blob).prepare(sample[0]),
+                                                         rounds=max(30, runs // 4))
+                              for mode, blob in blobs.items()}
+        print(f"  ({name}: done)", file=sys.stderr)
+    return rows, profiles
+
+
+def print_sweep(rows, profiles, cpu: str):
+    print(f"CPU: {cpu}")
+    print("MACs: convolutions and dense layers (attention products not counted). "
+          "invoke() alone, batch 1, p50 / p90 of interleaved runs; x f32: p50 / float32's "
+          "p50 (below 1 = faster); XNNPACK: operators delegated / all (partitions)")
+    head = (f"{'model':<34}{'MACs':>12}{'mode':>12}{'thr':>4}{'p50 ms':>9}{'p90 ms':>9}"
+            f"{'x f32':>7}{'XNNPACK':>13}  not delegated")
+    print(head)
+    print("-" * (len(head) + 20))
+    for r in rows:
+        left = ", ".join(r["not_delegated"]) or "-"
+        print(f"{r['model']:<34}{r['macs']:>12,}{r['mode']:>12}{r['threads']:>4}"
+              f"{r['p50_ms']:>9.4f}{r['p90_ms']:>9.4f}{r['x_float32']:>7.2f}"
+              f"{r['delegated_ops']:>6}/{r['ops']:<3}({r['partitions']:>2})  {left}")
+    for name, by_mode in profiles.items():
+        print(f"\nper-operator profile, {name} (1 thread; ms summed per kind, "
+              "prefix differences; * = some not delegated):")
+        kinds = {mode: profiling.by_op_type(p) for mode, p in by_mode.items()}
+        ops = list(dict.fromkeys(k for mode in kinds.values() for k in mode))
+        print(f"{'op':<22}" + "".join(f"{mode:>14}" for mode in kinds))
+        for op in ops:
+            cells = []
+            for mode in kinds:
+                t = kinds[mode].get(op)
+                star = "*" if t and t["not_delegated"] else " "
+                cells.append(f"{'':>14}" if t is None else
+                             f"{t['ms']:>9.4f}{star}x{t['count']:<3}")
+            print(f"{op:<22}" + "".join(cells))
+        totals = "".join(f"{sum(r['ms'] or 0 for r in p):>14.4f}" for p in by_mode.values())
+        print(f"{'total':<22}{totals}")
 
 
 def main(argv=None):
@@ -153,19 +365,31 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=500)
     parser.add_argument("--readme", action="store_true",
                         help="also write the table into README.md (the figures it quotes)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="instead: int8 vs float32 invoke() time by model size and threads, "
+                             "with an operator profile")
     args = parser.parse_args(argv)
     seed = edgelib.setup(verbose=False)  # the course seed: $EDGE_SEED, else 0
+    cpu = profiling.cpu_line()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.sweep:
+        rows, profiles = sweep(min(args.repeats, 300))
+        print_sweep(rows, profiles, cpu)
+        (args.out / "sweep.json").write_text(json.dumps(
+            {"cpu": profiling.cpu_info(), "rows": rows, "profiles": profiles}, indent=1))
+        print(f"\ntable: {args.out / 'sweep.json'}")
+        return
     print(f"course seed {seed}", file=sys.stderr)
     results = {}
     for name, build in CASES.items():
         results[name] = measure(name, build, args.repeats, seed)
-    print_table(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(results, indent=1))
-    plot(results, args.out / "bench.png")
+    print_table(results, cpu)
+    (args.out / "bench.json").write_text(json.dumps({"cpu": profiling.cpu_info(),
+                                                     "results": results}, indent=1))
+    plot(results, args.out / "bench.png", cpu)
     if args.readme:
         readme = ROOT / "README.md"
-        readme.write_text(replace_block(readme.read_text(), "bench", markdown_table(results)))
+        readme.write_text(replace_block(readme.read_text(), "bench", markdown_table(results, cpu)))
     print(f"\ntable: {args.out / 'bench.json'}\nplot:  {args.out / 'bench.png'}")
 
 

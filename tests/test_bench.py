@@ -34,3 +34,39 @@ def test_bad_arguments_are_refused():
         bench.compare({"a": lambda: None}, baseline="c", repeats=1)
     with pytest.raises(TypeError, match="not callable"):
         bench.compare({"a": 1})
+
+
+def _bench_script():
+    import importlib
+    import sys
+    from pathlib import Path
+
+    scripts = str(Path(__file__).resolve().parents[1] / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    return importlib.import_module("bench")
+
+
+FAKE = {"m": {mode: {"accuracy": acc, "bytes": b, "gzip_bytes": b - 10, "p50_ms": t,
+                     "p90_ms": t * 1.2, "io_ms": 0.01, "ops": 6, "delegated_ops": 6}
+              for mode, acc, b, t in (("float32", 0.927, 96900, 0.12), ("int8", 0.926, 45912,
+                                                                        0.08))}}
+
+
+def test_accuracy_axis_is_honest():
+    script = _bench_script()
+    low, high = script.accuracy_limits([92.6, 92.7])
+    assert high - low >= script.ACCURACY_SPAN and low <= 92.6 and high >= 92.7
+    assert script.accuracy_limits([99.5, 99.9])[1] == 100.0  # never above 100 %
+    low, high = script.accuracy_limits([40.0, 90.0])
+    assert low <= 40.0 and high >= 90.0
+
+
+def test_bench_table_and_plot_from_results(tmp_path):
+    script = _bench_script()
+    table = script.markdown_table(FAKE, cpu="Test CPU (x86_64), 2 cores; AVX2")
+    assert "Test CPU (x86_64)" in table and "invoke() alone" in table
+    assert "| m | int8 | 92.6% | 45,912 | 0.47 |" in table
+    assert table.count("\n| m |") == 2
+    script.plot(FAKE, tmp_path / "b.png", cpu="Test CPU")
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
