@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 # The path data travel, left to right.
 STAGES = ("data source", "edge device", "edge server", "cloud", "storage")
@@ -36,6 +37,20 @@ CHAPTERS = (
     Chapter(16, "Distributed training", "Edge and cloud", ("cloud",)),
     Chapter(17, "A large model at the edge", "Edge and cloud", ("edge device", "cloud")),
 )
+
+
+# The notebooks of the course, named NN_topic.ipynb.
+CHAPTERS_DIR = Path(__file__).resolve().parents[1] / "chapters"
+
+
+def written(folder: str | Path | None = None) -> frozenset[int]:
+    """Numbers of the chapters whose notebook exists in `folder` (by default
+    the course's chapters/ folder). The others in CHAPTERS are planned."""
+    folder = CHAPTERS_DIR if folder is None else Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no chapters folder at {folder}")
+    found = {int(p.name[:2]) for p in folder.glob("[0-9][0-9]_*.ipynb")}
+    return frozenset(ch.number for ch in CHAPTERS if ch.number in found)
 
 
 def chapter(number: int) -> Chapter:

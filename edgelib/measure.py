@@ -5,6 +5,9 @@ Two independent counts of the same thing, so that each checks the other:
   formulas (parameters, MACs, output size per layer);
 - `tflite_macs(edge_model)` reads a converted .tflite model's operators and
   tensor shapes (through LiteRT only, no TensorFlow).
+Likewise for the bytes of the weights: `weight_bytes(model, precision)` counts
+them from the Keras variables, `tflite_weight_bytes(edge_model)` from the
+tensors that feed the converted model's convolutions and dense layers.
 """
 
 from __future__ import annotations
@@ -83,8 +86,59 @@ def tflite_macs(edge_model) -> dict[str, int]:
     return result
 
 
-def weight_bytes(model, bytes_per_weight: float = 4) -> int:
-    """Memory of the weights at `bytes_per_weight` (4 float32, 2 float16, 1 int8)."""
-    if bytes_per_weight <= 0:
-        raise ValueError(f"bytes_per_weight must be > 0, got {bytes_per_weight}")
-    return int(np.ceil(model.count_params() * bytes_per_weight))
+# Bytes per stored value of (kernel weights, biases) for each precision. A
+# full-integer (int8) model keeps its biases in int32: a bias is added to the
+# int32 accumulator of int8 x int8 products, at the scale s_input * s_weight.
+PRECISIONS = {"float32": (4, 4), "float16": (2, 2), "int8": (1, 4)}
+
+
+def weight_bytes(model, precision: str = "float32") -> int:
+    """Memory of the weights of a tf_keras model stored at `precision`.
+
+    "float32": 4 bytes per value; "float16": 2; "int8" (full-integer
+    quantization): 1 byte per kernel weight and 4 per bias (int32). Every
+    variable of the model counts, biases being the layers' `bias` variables;
+    quantization parameters (a scale and zero point per channel) are not
+    weights and are not counted. Batch-normalization variables count too,
+    although conversion folds them into the preceding layer.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r} "
+                         "(int8 models store kernels in 1 byte but biases in 4, so a single "
+                         "bytes-per-weight figure cannot describe them)")
+    per_kernel, per_bias = PRECISIONS[precision]
+    total = 0
+    for layer in model.layers:
+        bias = getattr(layer, "bias", None)
+        for variable in layer.weights:
+            count = int(np.prod(variable.shape))
+            total += count * (per_bias if variable is bias else per_kernel)
+    return total
+
+
+_WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def tflite_weight_bytes(edge_model) -> dict[str, int]:
+    """Bytes of the kernels and biases stored in a converted .tflite model.
+
+    Reads, for every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED operator,
+    the tensors of its inputs 1 (kernel) and 2 (bias, absent when the
+    converter dropped it); in a float16 model these come through DEQUANTIZE
+    operators, whose stored float16 inputs are counted. Returns
+    {"kernels": bytes, "biases": bytes}.
+    """
+    tensors = {t["index"]: t for t in edge_model.tensors()}
+    ops = edge_model.interpreter._get_ops_details()
+    stored_as = {int(op["outputs"][0]): int(op["inputs"][0])
+                 for op in ops if op["op_name"] == "DEQUANTIZE"}
+    result = {"kernels": 0, "biases": 0}
+    for op in ops:
+        if op["op_name"] not in _WEIGHTED_OPS:
+            continue
+        inputs = [int(i) for i in op["inputs"]]
+        for position, key in ((1, "kernels"), (2, "biases")):
+            if position < len(inputs) and inputs[position] >= 0:
+                index = stored_as.get(inputs[position], inputs[position])
+                result[key] += tensors[index]["bytes"]
+    return result

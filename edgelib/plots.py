@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from .course import CHAPTERS, STAGES
+from .course import CHAPTERS, STAGES, written
 
 
-def edge_cloud_map(chapters=CHAPTERS, ax=None):
+def edge_cloud_map(chapters=CHAPTERS, ax=None, available=None):
     """Draw the path data source -> edge device -> edge server -> cloud -> storage
-    with each chapter's number placed under the stages it works on."""
+    with each chapter's number placed under the stages it works on.
+
+    Chapters whose number is not in `available` (by default the notebooks
+    present in chapters/, see `course.written`) are drawn in grey italics,
+    marked "planned"."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+    available = written() if available is None else frozenset(available)
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 3.6), dpi=80)
     colours = ("#d9ead3", "#cfe2f3", "#fff2cc", "#ead1dc", "#eeeeee")
@@ -24,12 +29,18 @@ def edge_cloud_map(chapters=CHAPTERS, ax=None):
         if i:
             ax.add_patch(FancyArrowPatch((x0 - gap + 0.05, 0.5), (x0 - 0.05, 0.5),
                                          arrowstyle="-|>", mutation_scale=14, color="#444444"))
-        here = [f"{c.number:02d} {c.title}" for c in chapters if stage in c.stages]
-        for k, label in enumerate(here):
-            ax.text(x0 + 0.02, -0.25 - 0.22 * k, label, fontsize=7.5, va="top")
+        here = [c for c in chapters if stage in c.stages]
+        for k, c in enumerate(here):
+            ready = c.number in available
+            ax.text(x0 + 0.02, -0.25 - 0.22 * k,
+                    f"{c.number:02d} {c.title}" + ("" if ready else " (planned)"),
+                    fontsize=7.5, va="top", color="black" if ready else "#888888",
+                    style="normal" if ready else "italic")
     rows = max(sum(stage in c.stages for c in chapters) for stage in STAGES)
     ax.set_xlim(-0.2, len(STAGES) * (width + gap))
     ax.set_ylim(-0.45 - 0.22 * rows, 1.2)
     ax.set_axis_off()
-    ax.set_title("Where each chapter works, from the sensor to the cloud")
+    ax.set_title("Where each chapter works, from the sensor to the cloud"
+                 + ("" if all(c.number in available for c in chapters)
+                    else "\n(grey, in italics: planned chapters, not written yet)"))
     return ax

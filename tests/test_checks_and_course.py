@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edgelib.checks import ClaimFailed, ExerciseCheckFailed, check, check_close, claim
-from edgelib.course import CHAPTERS, STAGES, chapter
+from edgelib.course import CHAPTERS, STAGES, chapter, written
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,36 @@ def test_course_map_is_consistent_with_chapters_folder():
         assert chapter(int(match.group(1))), nb.name
     with pytest.raises(KeyError, match="no chapter 99"):
         chapter(99)
+
+
+def test_written_chapters_are_the_notebooks_present(tmp_path):
+    assert {0, 1, 2, 8} <= written() <= {c.number for c in CHAPTERS}
+    (tmp_path / "00_start_here.ipynb").write_text("{}")
+    (tmp_path / "05_x.ipynb").write_text("{}")
+    (tmp_path / "99_not_in_the_map.ipynb").write_text("{}")
+    (tmp_path / "notes.txt").write_text("")
+    assert written(tmp_path) == {0, 5}
+    with pytest.raises(FileNotFoundError, match="no chapters folder"):
+        written(tmp_path / "missing")
+
+
+def test_the_map_marks_planned_chapters(tf_ready):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgelib.plots import edge_cloud_map
+
+    ax = edge_cloud_map(available={0, 1})
+    labels = [t.get_text() for t in ax.texts]
+    assert "00 Start here" in labels and "01 Backpropagation by hand" in labels
+    assert "02 Optimizers (planned)" in labels and "02 Optimizers" not in labels
+    assert "planned chapters" in ax.get_title()
+    plt.close("all")
+    ax = edge_cloud_map(available={c.number for c in CHAPTERS})
+    assert not any("planned" in t.get_text() for t in ax.texts) and "\n" not in ax.get_title()
+    plt.close("all")
 
 
 def test_claim_prints_the_statement_only_and_fails_with_the_figures(capsys):

@@ -38,5 +38,24 @@ def test_bad_input(tf_ready):
     open_size = keras.Sequential([keras.layers.Input((None, None, 1)), keras.layers.Conv2D(2, 3)])
     with pytest.raises(ValueError, match="unknown output size"):
         measure.layer_costs(open_size)
-    with pytest.raises(ValueError, match="bytes_per_weight"):
-        measure.weight_bytes(open_size, 0)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        measure.weight_bytes(open_size, 1)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        measure.weight_bytes(open_size, "int4")
+
+
+def test_weight_bytes_keep_int8_biases_in_int32_as_the_tflite_file_does(tiny_digits_model):
+    model, x = tiny_digits_model
+    biases = sum(int(layer.bias.shape[0]) for layer in model.layers
+                 if getattr(layer, "bias", None) is not None)
+    kernels = model.count_params() - biases
+    assert biases == 8 + 16 + 10
+    assert measure.weight_bytes(model) == 4 * model.count_params()
+    assert measure.weight_bytes(model, "float16") == 2 * model.count_params()
+    assert measure.weight_bytes(model, "int8") == kernels + 4 * biases
+    for mode in ("float32", "float16", "int8"):
+        edge = EdgeModel(tflite.convert(model, mode, representative=x[:50]))
+        stored = measure.tflite_weight_bytes(edge)
+        per_kernel, per_bias = measure.PRECISIONS[mode]
+        assert stored == {"kernels": per_kernel * kernels, "biases": per_bias * biases}, mode
+        assert sum(stored.values()) == measure.weight_bytes(model, mode), mode
