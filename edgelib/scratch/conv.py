@@ -110,3 +110,31 @@ def pool2d(x, size: int = 2, stride: int | None = None, mode: str = "max",
     output_size(x.shape[1], size, stride), output_size(x.shape[2], size, stride)
     windows = sliding_window_view(x, (size, size), axis=(1, 2))[:, ::stride, ::stride]
     return windows.max(axis=(-2, -1)) if mode == "max" else windows.mean(axis=(-2, -1))
+
+
+def conv2d_backward(x, w, dy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of a loss L through y = conv2d(x, w, b) (stride 1, 'valid'),
+    given the upstream gradient dy = dL/dy of shape (N, H', W', C_out).
+
+    dL/dw[k, l, c, o] = sum_{n, i, j} x[n, i + k, j + l, c] * dy[n, i, j, o]
+        a correlation of the input with the upstream gradient;
+    dL/dx = dy, padded with k - 1 zeros on each side, correlated with the
+        kernel flipped in both spatial axes (C_in and C_out swapped): a *full*
+        convolution of dy with w;
+    dL/db[o] = sum_{n, i, j} dy[n, i, j, o].
+    Returns (dx, dw, db).
+    """
+    x = _check_input(x)
+    w = np.asarray(w, dtype=np.float64)
+    if w.ndim != 4 or w.shape[2] != x.shape[3]:
+        raise ValueError(f"w must have shape (k_h, k_w, {x.shape[3]}, C_out), got {w.shape}")
+    kh, kw, _, cout = w.shape
+    expected = (x.shape[0], output_size(x.shape[1], kh), output_size(x.shape[2], kw), cout)
+    dy = np.asarray(dy, dtype=np.float64)
+    if dy.shape != expected:
+        raise ValueError(f"dy must have the output's shape {expected}, got {dy.shape}")
+    patches = sliding_window_view(x, (kh, kw), axis=(1, 2))  # (N, H', W', C_in, k_h, k_w)
+    dw = np.einsum("nijckl,nijo->klco", patches, dy, optimize=True)
+    padded = np.pad(dy, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
+    dx = conv2d(padded, w[::-1, ::-1].transpose(0, 1, 3, 2))
+    return dx, dw, dy.sum(axis=(0, 1, 2))
