@@ -37,12 +37,15 @@ def import_keras_tuner():
 
 def make_dataset(x, y, batch_size: int = 64, shuffle: bool = True, seed: int = 0,
                  cache: bool = True, prefetch: bool = True, map_fn=None):
-    """A tf.data pipeline: from_tensor_slices -> [cache] -> [shuffle] -> batch
-    -> [map_fn per batch] -> [prefetch].
+    """A tf.data pipeline: from_tensor_slices -> [map_fn per example] -> [cache]
+    -> [shuffle] -> batch -> [prefetch].
 
-    `cache` keeps the examples in memory after the first pass; `shuffle`
-    reshuffles every epoch with a fixed `seed` (repeatable); `prefetch`
-    prepares the next batch while the model trains on the current one.
+    `map_fn` (e.g. decoding) runs on each example; `cache` keeps its results
+    in memory after the first pass, so later epochs skip it; `shuffle` comes
+    *after* the cache and reshuffles every epoch with a fixed `seed`
+    (repeatable; a shuffle before the cache would be frozen into it and
+    replayed every epoch); `prefetch` prepares the next batch while the
+    model works on the current one.
     """
     import numpy as np
     import tensorflow as tf
@@ -55,13 +58,13 @@ def make_dataset(x, y, batch_size: int = 64, shuffle: bool = True, seed: int = 0
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise ValueError("x contains NaN or infinite values")
     data = tf.data.Dataset.from_tensor_slices((x, y))
+    if map_fn is not None:
+        data = data.map(map_fn)
     if cache:
         data = data.cache()
     if shuffle:
         data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size)
-    if map_fn is not None:
-        data = data.map(map_fn)
     if prefetch:
         data = data.prefetch(tf.data.AUTOTUNE)
     return data
@@ -72,3 +75,51 @@ def count_event_files(logdir) -> int:
     from pathlib import Path
 
     return sum(1 for _ in Path(logdir).rglob("events.out.tfevents.*"))
+
+
+TUNERS = ("random", "bayesian")
+
+
+def tiny_cnn_hypermodel(hp):
+    """The search space of chapter 03's tuner comparison: a one-convolution CNN
+    (filters 4-16, dropout 0-0.5, Adam's learning rate 1e-4 to 3e-2, log scale)."""
+    import tf_keras as keras
+
+    layers = keras.layers
+    model = keras.Sequential([
+        layers.Input((28, 28, 1)),
+        layers.Conv2D(hp.Int("filters", 4, 16, step=4), 3, strides=2, activation="relu"),
+        layers.MaxPooling2D(), layers.Flatten(),
+        layers.Dropout(hp.Float("dropout", 0.0, 0.5, step=0.1)), layers.Dense(10)])
+    model.compile(keras.optimizers.Adam(hp.Float("learning_rate", 1e-4, 3e-2, sampling="log")),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
+    return model
+
+
+def run_tuner(kind: str, train, val, seed: int, directory, max_trials: int = 8,
+              num_initial_points: int = 3, epochs: int = 1, hypermodel=None):
+    """Run a KerasTuner search ('random' or 'bayesian') on (x, y) pairs `train`
+    and `val`, scored by validation accuracy; return (trial scores in the order
+    they ran, the best trial's `HyperParameters`). The Bayesian search draws
+    `num_initial_points` random trials, then lets its Gaussian process choose
+    the remaining `max_trials - num_initial_points`."""
+    import tf_keras as keras
+
+    if kind not in TUNERS:
+        raise ValueError(f"kind must be one of {TUNERS}, got {kind!r}")
+    if kind == "bayesian" and not 0 < num_initial_points < max_trials:
+        raise ValueError(f"num_initial_points must be in 1..max_trials - 1 for a model-guided "
+                         f"search, got {num_initial_points} with max_trials {max_trials}")
+    kt = import_keras_tuner()
+    common = dict(objective="val_accuracy", max_trials=max_trials, seed=seed,
+                  directory=str(directory), project_name=f"{kind}_{seed}", overwrite=True)
+    build = hypermodel or tiny_cnn_hypermodel
+    if kind == "bayesian":
+        tuner = kt.BayesianOptimization(build, num_initial_points=num_initial_points, **common)
+    else:
+        tuner = kt.RandomSearch(build, **common)
+    keras.utils.set_random_seed(seed)
+    tuner.search(*train, validation_data=val, epochs=epochs, batch_size=64, verbose=0)
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: int(t.trial_id))
+    scores = [float(t.score) for t in trials]
+    return scores, tuner.get_best_hyperparameters()[0]

@@ -50,3 +50,30 @@ def test_count_event_files(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "events.out.tfevents.1.host").write_bytes(b"")
     assert training.count_event_files(tmp_path) == 1
+
+
+def test_make_dataset_caches_the_map_and_reshuffles_each_epoch(tf_ready):
+    import tensorflow as tf
+
+    calls = []
+
+    def mark(x, y):
+        def count(v):
+            calls.append(1)
+            return v
+        return tf.py_function(count, [x], tf.float32), y
+
+    x, y = np.arange(20, dtype=np.float32)[:, None], np.arange(20)
+    data = training.make_dataset(x, y, batch_size=5, seed=1, map_fn=mark, prefetch=False)
+    epochs = [[b[1].numpy().tolist() for b in data] for _ in range(3)]
+    assert len(calls) == 20  # decoded once, then read from the cache
+    assert len({tuple(e[0]) for e in epochs}) == 3  # the shuffle is after the cache
+    assert all(sorted(sum(e, [])) == list(range(20)) for e in epochs)
+
+
+def test_run_tuner_refuses_a_search_that_would_be_all_random(tmp_path):
+    with pytest.raises(ValueError, match="kind must be one of"):
+        training.run_tuner("grid", None, None, 0, tmp_path)
+    with pytest.raises(ValueError, match="num_initial_points must be in"):
+        training.run_tuner("bayesian", None, None, 0, tmp_path, max_trials=8,
+                           num_initial_points=9)
