@@ -38,6 +38,15 @@ def run_python(code: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+def assert_runs_without_tensorflow(code: str) -> None:
+    """Run `code` in a fresh interpreter; it must succeed without importing TensorFlow or Keras."""
+    probe = ("\nimport sys\nprint('LOADED', sorted(k for k in sys.modules if k.split('.')[0] in "
+             "('tensorflow', 'tf_keras', 'keras')))\n")
+    proc = run_python(code + probe)
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout, proc.stdout
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
