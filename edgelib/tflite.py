@@ -149,3 +149,39 @@ def sizes(content: bytes) -> dict[str, int]:
     """File size and gzip size (level 9) in bytes: the gzip size shows what
     compression a download or a flash image would gain (e.g. from pruning)."""
     return {"bytes": len(content), "gzip_bytes": len(gzip.compress(content, compresslevel=9))}
+
+
+# Operators the int8 Transformer leaves to LiteRT's built-in int8 kernels
+# (XNNPACK does not take them: layer norm's SQUARED_DIFFERENCE, RSQRT, SUB;
+# attention's BATCH_MATMUL and SOFTMAX), splitting the graph into many
+# delegate partitions. "int8 mixed" keeps them (and the elementwise ops
+# between them) in float, so XNNPACK runs the whole graph, with int8 weights
+# in the dense layers.
+MIXED_FLOAT_OPS = ("SQUARED_DIFFERENCE", "RSQRT", "SUB", "BATCH_MATMUL", "SOFTMAX", "MEAN",
+                   "MUL", "ADD")
+
+
+def convert_int8_mixed(model, representative, float_ops=MIXED_FLOAT_OPS, steps: int = 200):
+    """int8 conversion with the operators named in `float_ops` kept in float
+    (TFLite's selective quantization: QuantizationDebugger's denylisted_ops);
+    the model's own input and output types (float32 for a float model: the
+    debugger's conversion keeps float interfaces, with QUANTIZE and
+    DEQUANTIZE inside the graph, whatever inference_output_type says)."""
+    import tensorflow as tf
+
+    samples = np.asarray(representative)[:steps]
+
+    def calibration():
+        for example in samples:
+            yield [example[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                           tf.lite.OpsSet.TFLITE_BUILTINS]
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
+    with quiet_native_stderr():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=calibration, debug_options=options)
+        return debugger.get_nondebug_quantized_model()

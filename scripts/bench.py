@@ -40,6 +40,7 @@ from readme_block import replace_block
 
 import edgelib
 from edgelib import profiling
+from edgelib.tflite import convert_int8_mixed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,43 +77,6 @@ def keyword_spotter_case(seed: int):
     model = models.ds_cnn(x_train.shape[1:], classes=len(ds.classes))
     models.train_keyword_spotter(model, x_train, ds.train.y, seed=seed)
     return model, quantization.calibration_sample(x_train), x_test, ds.test.y
-
-
-# Operators the int8 Transformer leaves to LiteRT's built-in int8 kernels
-# (XNNPACK does not take them: layer norm's SQUARED_DIFFERENCE, RSQRT, SUB;
-# attention's BATCH_MATMUL and SOFTMAX), splitting the graph into many
-# delegate partitions. "int8 mixed" keeps them (and the elementwise ops
-# between them) in float, so XNNPACK runs the whole graph, with int8 weights
-# in the dense layers.
-MIXED_FLOAT_OPS = ("SQUARED_DIFFERENCE", "RSQRT", "SUB", "BATCH_MATMUL", "SOFTMAX", "MEAN",
-                   "MUL", "ADD")
-
-
-def convert_int8_mixed(model, representative, float_ops=MIXED_FLOAT_OPS, steps: int = 200):
-    """int8 conversion with the operators named in `float_ops` kept in float
-    (TFLite's selective quantization: QuantizationDebugger's denylisted_ops);
-    integer or float input as the model has, int8 output."""
-    import tensorflow as tf
-
-    from edgelib.environment import quiet_native_stderr
-
-    samples = np.asarray(representative)[:steps]
-
-    def calibration():
-        for example in samples:
-            yield [example[None]]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = calibration
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                           tf.lite.OpsSet.TFLITE_BUILTINS]
-    converter.inference_output_type = tf.int8
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops))
-    with quiet_native_stderr():
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=calibration, debug_options=options)
-        return debugger.get_nondebug_quantized_model()
 
 
 MIXED = {"smart-home commands Transformer (ch. 06)"}

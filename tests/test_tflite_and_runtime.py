@@ -189,3 +189,18 @@ def test_token_models_refuse_fractional_ids(tf_ready):
         edge.invoke(whole + 0.5)
     with pytest.raises(ValueError, match="integer int32 input"):
         edge.predict((whole + 0.5)[None])
+
+
+def test_int8_mixed_keeps_the_listed_operators_in_float(tiny_digits_model):
+    from edgelib import profiling
+
+    model, x = tiny_digits_model
+    mixed_bytes = tflite.convert_int8_mixed(model, x[:50], float_ops=("SOFTMAX",))
+    mixed = EdgeModel(mixed_bytes)
+    assert mixed.input["dtype"] == np.float32 and mixed.outputs[0]["dtype"] == np.float32
+    ops = [row["op"] for row in profiling.delegation(mixed_bytes)]
+    assert "QUANTIZE" in ops and "DEQUANTIZE" in ops  # int8 inside, float at the edges
+    logits = mixed.predict(x[:100])
+    assert logits.shape == (100, 10)
+    agree = np.mean(logits.argmax(1) == model.predict(x[:100], verbose=0).argmax(1))
+    assert agree >= 0.9, f"int8 mixed agrees with Keras on only {agree:.0%} of 100 digits"
