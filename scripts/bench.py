@@ -33,6 +33,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,17 +46,28 @@ from edgelib.tflite import convert_int8_mixed
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def digits_cnn_case(seed: int):
+@dataclass
+class Case:
+    """A trained chapter model and the data a benchmark row needs."""
+    model: object
+    x_train: np.ndarray
+    y_train: np.ndarray
+    representative: np.ndarray   # calibration inputs for full-int8 conversion
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def digits_cnn_case(seed: int) -> Case:
     from edgelib import datasets, models
 
     ds = datasets.load("digits")
     x_train, x_test = ds.train.x[..., None], ds.test.x[..., None]
     model = models.compile_classifier(models.digits_cnn(filters=(32, 64)))
     model.fit(x_train, ds.train.y, epochs=8, batch_size=32, verbose=0)
-    return model, x_train[:300], x_test, ds.test.y
+    return Case(model, x_train, ds.train.y, x_train[:300], x_test, ds.test.y)
 
 
-def command_classifier_case(seed: int):
+def command_classifier_case(seed: int) -> Case:
     from edgelib import datasets, models, transformer
 
     ds = datasets.load("smarthome")
@@ -64,10 +76,10 @@ def command_classifier_case(seed: int):
     models.compile_classifier(model, learning_rate=3e-3)
     model.fit(ds.train.x, ds.train.y, epochs=10, batch_size=64, verbose=0)
     representative = ds.train.x[np.random.default_rng(seed + 1).permutation(len(ds.train))[:200]]
-    return model, representative, ds.test.x, ds.test.y
+    return Case(model, ds.train.x, ds.train.y, representative, ds.test.x, ds.test.y)
 
 
-def keyword_spotter_case(seed: int):
+def keyword_spotter_case(seed: int) -> Case:
     from edgelib import audio, datasets, models, quantization
 
     ds = datasets.load("speech_commands")
@@ -76,14 +88,22 @@ def keyword_spotter_case(seed: int):
     x_test = audio.kws_features(ds.test.x, clip_range=clip_range)
     model = models.ds_cnn(x_train.shape[1:], classes=len(ds.classes))
     models.train_keyword_spotter(model, x_train, ds.train.y, seed=seed)
-    return model, quantization.calibration_sample(x_train), x_test, ds.test.y
+    return Case(model, x_train, ds.train.y, quantization.calibration_sample(x_train), x_test,
+                ds.test.y)
 
 
-MIXED = {"smart-home commands Transformer (ch. 06)"}
+def int8_mixed_variant(case: Case, seed: int) -> bytes:
+    return convert_int8_mixed(case.model, case.representative)
+
 
 CASES = {"digits CNN (ch. 09)": digits_cnn_case,
          "smart-home commands Transformer (ch. 06)": command_classifier_case,
          "keyword spotter DS-CNN (ch. 13)": keyword_spotter_case}
+
+# Extra rows of a case beside its four TFLite modes: label -> function(case, seed)
+# returning the .tflite bytes of a variant built from the case's trained model
+# and data (compression chapters add theirs here).
+VARIANTS = {"smart-home commands Transformer (ch. 06)": {"int8 mixed": int8_mixed_variant}}
 
 
 def measure(name, build, repeats, seed):
@@ -94,13 +114,15 @@ def measure(name, build, repeats, seed):
 
     keras.utils.set_random_seed(seed)  # each model the same, whatever runs before it
     start = time.perf_counter()
-    model, representative, x_test, y_test = build(seed)
+    case = build(seed)
+    x_test, y_test = case.x_test, case.y_test
     rows = {}
     edges = {}
-    blobs = {mode: tflite.convert(model, mode, representative=representative)
+    blobs = {mode: tflite.convert(case.model, mode, representative=case.representative)
              for mode in tflite.MODES}
-    if name in MIXED:
-        blobs["int8 mixed"] = convert_int8_mixed(model, representative)
+    for label, variant in VARIANTS.get(name, {}).items():
+        keras.utils.set_random_seed(seed)
+        blobs[label] = variant(case, seed)
     for mode, blob in blobs.items():
         edges[mode] = EdgeModel(blob, threads=1)
         accuracy = float(np.mean(edges[mode].predict(x_test).argmax(1) == y_test))
