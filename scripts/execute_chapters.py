@@ -2,6 +2,7 @@
 
     python scripts/execute_chapters.py                 # every chapter
     python scripts/execute_chapters.py 00 04           # chapters whose name starts so
+    python scripts/execute_chapters.py --no-readme 10  # print the time, leave README.md alone
 
 Each notebook runs top to bottom in a new kernel with chapters/ as its
 working directory, with the default course seed (EDGE_SEED=0); its outputs
@@ -81,6 +82,8 @@ def with_timings(text: str, times: dict[str, float]) -> str:
 
 
 def main(prefixes: list[str]) -> None:
+    update_readme = "--no-readme" not in prefixes
+    prefixes = [p for p in prefixes if p != "--no-readme"]
     books = sorted(p for p in CHAPTERS.glob("*.ipynb")
                    if not prefixes or p.name.startswith(tuple(prefixes)))
     if not books:
@@ -90,7 +93,8 @@ def main(prefixes: list[str]) -> None:
         seconds = execute(path)
         times[path.name] = seconds
         print(f"{path.name:<45} {seconds:6.1f} s", flush=True)
-    README.write_text(with_timings(README.read_text(), times))
+    if update_readme:
+        README.write_text(with_timings(README.read_text(), times))
 
 
 if __name__ == "__main__":
