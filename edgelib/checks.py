@@ -47,17 +47,30 @@ def check(condition: bool, what: str, hint: str = "") -> None:
 
 def check_close(actual, expected, what: str, rtol: float = 1e-5, atol: float = 1e-8,
                 hint: str = "") -> None:
-    """Check that `actual` equals `expected` within tolerances (shapes must match)."""
+    """Check that `actual` equals `expected` within tolerances (shapes must match).
+
+    On a wrong answer the message says by how much it is off (relative
+    error, and where for arrays) but never shows the expected value.
+    """
     if actual is None:
         raise ExerciseCheckFailed(f"not yet: {what} is None; replace the placeholder.")
     a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     if a.shape != e.shape:
         raise ExerciseCheckFailed(f"not yet: {what} has shape {a.shape}, expected {e.shape}.")
+    if not np.all(np.isfinite(a)):
+        raise ExerciseCheckFailed(f"not yet: {what} contains NaN or infinity.")
     if not np.allclose(a, e, rtol=rtol, atol=atol):
-        worst = float(np.max(np.abs(a - e)))
-        shown = f"{a.item():.6g} vs expected {e.item():.6g}" if a.size == 1 else \
-            f"largest difference {worst:.3g}"
+        diff = np.abs(a - e)
+        where = np.unravel_index(int(np.argmax(diff)), a.shape) if a.ndim else ()
+        relative = float(diff[where] / max(abs(float(e[where])), 1e-300))
+        direction = "too high" if a[where] > e[where] else "too low"
+        place = f" at index {tuple(int(i) for i in where)}" if a.ndim else ""
+        if a.ndim:
+            wrong = int(np.sum(~np.isclose(a, e, rtol=rtol, atol=atol)))
+            shown = f"{wrong} of {a.size} values are off; the worst{place} is {direction}"
+        else:
+            shown = f"yours, {a.item():.6g}, is {direction}"
         raise ExerciseCheckFailed(
-            f"not yet: {what} is off ({shown})." + (f" Hint: {hint}" if hint else "")
-        )
+            f"not yet: {what} is off ({shown} by {relative:.2g} of the right value)."
+            + (f" Hint: {hint}" if hint else ""))
     print(f"✓ {what}")

@@ -23,8 +23,20 @@ def test_check_failures_explain():
         check_close(None, 1.0, "the scale")
     with pytest.raises(ExerciseCheckFailed, match=r"shape \(2,\), expected \(3,\)"):
         check_close([1, 2], [1, 2, 3], "v")
-    with pytest.raises(ExerciseCheckFailed, match="1.5 vs expected 1"):
+    with pytest.raises(ExerciseCheckFailed, match=r"yours, 1.5, is too high by 0.5 of the right"):
         check_close(1.5, 1.0, "the scale")
+    with pytest.raises(ExerciseCheckFailed, match=r"1 of 3 values are off; the worst at index "
+                                                  r"\(2,\) is too low by 0.25"):
+        check_close([1.0, 2.0, 3.0], [1.0, 2.0, 4.0], "v")
+    with pytest.raises(ExerciseCheckFailed, match="NaN"):
+        check_close([1.0, np.nan], [1.0, 2.0], "v")
+
+
+def test_check_close_never_shows_the_expected_value():
+    for actual, expected in ((1.5, 1.2345), ([1.0, 7.0], [1.0, 9.875])):
+        with pytest.raises(ExerciseCheckFailed) as failure:
+            check_close(actual, expected, "the value")
+        assert "1.2345" not in str(failure.value) and "9.875" not in str(failure.value)
 
 
 def test_course_map_is_consistent_with_chapters_folder():
