@@ -17,6 +17,16 @@ non-English voice reading English words) combined with a voice variant
 (the timbre: m1..m8, f1..f5, klatt, whisper, ...). Variants are split into
 train / validation / test groups, so the test speakers have timbres that
 never occur in training (and every speaker lives in one split only).
+
+    python data/speech_commands/generate.py --new-words
+
+writes data/speech_commands/new_words_espeak.npz instead: NEW_WORDS (words
+that are neither commands nor unknown words of the main set, for chapter
+12's few-shot transfer), each said once by NEW_WORDS_TRAIN_SPEAKERS
+speakers of the training split and NEW_WORDS_TEST_SPEAKERS of the test
+split (the main set's speakers, same split, so train and test speakers stay
+disjoint and test timbres never occur in training), same settings and
+storage. The main file is not touched.
 """
 
 from __future__ import annotations
@@ -76,6 +86,12 @@ TRIM_MARGIN_MS = 20  # keep this much before the first and after the last loud f
 MAX_SECONDS = 0.95  # longer utterances are re-synthesized 20 % faster
 LZMA_PRESET = 9 | lzma.PRESET_EXTREME  # the mu-law byte stream is xz-compressed
 OUT = Path(__file__).resolve().parent / "speech_commands_espeak.npz"
+# --new-words (chapter 12): words the keyword spotter never heard
+NEW_WORDS = ("light", "music", "open", "close")
+NEW_WORDS_SEED = 20261124
+NEW_WORDS_TRAIN_SPEAKERS = 56  # 56 of the 72 training variants, one speaker (accent) each
+NEW_WORDS_TEST_SPEAKERS = 32  # two speakers (accents) per test variant (16 variants)
+OUT_NEW_WORDS = Path(__file__).resolve().parent / "new_words_espeak.npz"
 # -------------------------------------------------------------------------
 
 
@@ -127,6 +143,37 @@ def plan() -> list[dict]:
     return rows
 
 
+def plan_new_words() -> list[dict]:
+    """The utterances of the new words: speakers of the main plan's train and test
+    splits (drawn from NEW_WORDS_SEED), each saying every new word once."""
+    rng = np.random.default_rng(NEW_WORDS_SEED)
+    speakers: dict[str, list[str]] = {}
+    for row in plan():  # the main set's speakers and their split (unchanged)
+        if row["speaker"] not in speakers.get(row["split"], []):
+            speakers.setdefault(row["split"], []).append(row["speaker"])
+    chosen = []
+    for split, count in (("train", NEW_WORDS_TRAIN_SPEAKERS), ("test", NEW_WORDS_TEST_SPEAKERS)):
+        by_variant: dict[str, list[str]] = {}
+        for s in speakers[split]:
+            by_variant.setdefault(s.split("+", 1)[1], []).append(s)
+        # spread the speakers over as many variants (timbres) as possible
+        per_variant = max(1, count // len(by_variant))
+        variants = sorted(rng.choice(sorted(by_variant), count // per_variant, replace=False))
+        for v in variants:
+            picks = rng.choice(by_variant[v], per_variant, replace=False)
+            chosen += [(str(s), split) for s in sorted(picks)]
+    rows = []
+    for speaker, split in chosen:
+        for word in NEW_WORDS:
+            rows.append({
+                "word": word, "speaker": speaker, "split": split,
+                "rate": int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1)),
+                "pitch": int(rng.integers(PITCH[0], PITCH[1] + 1)),
+                "text": word + str(rng.choice(PUNCTUATION)),
+            })  # fmt: skip
+    return rows
+
+
 def render(row: dict) -> np.ndarray:
     rate = row["rate"]
     while True:
@@ -137,17 +184,18 @@ def render(row: dict) -> np.ndarray:
         rate = int(rate * 1.2)
 
 
-def main() -> None:
-    rows = plan()
+def main(new_words: bool = False) -> None:
+    rows = plan_new_words() if new_words else plan()
+    out = OUT_NEW_WORDS if new_words else OUT
     with ThreadPoolExecutor(max_workers=4) as pool:
         clips = list(pool.map(render, rows))
     lengths = np.array([len(c) for c in clips], dtype=np.int32)
-    words = COMMANDS + UNKNOWN_WORDS
+    words = NEW_WORDS if new_words else COMMANDS + UNKNOWN_WORDS
     speakers = sorted({r["speaker"] for r in rows})
     version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True)
     codes = np.concatenate([mu_law_encode(c) for c in clips])
     np.savez(
-        OUT,
+        out,
         audio_xz=np.frombuffer(lzma.compress(codes.tobytes(), preset=LZMA_PRESET), np.uint8),
         lengths=lengths,
         word=np.array([words.index(r["word"]) for r in rows], dtype=np.int16),
@@ -161,15 +209,17 @@ def main() -> None:
                                 for s in speakers]),
         meta=np.array(json.dumps({
             "sample_rate": SAMPLE_RATE, "mu": 255, "storage": "8-bit mu-law, xz", "seed": SEED,
-            "espeak_ng": version.stdout.split("Data at")[0].strip(), "commands": COMMANDS,
+            "espeak_ng": version.stdout.split("Data at")[0].strip(),
+            "commands": NEW_WORDS if new_words else COMMANDS,
+            **({"new_words_seed": NEW_WORDS_SEED} if new_words else {}),
         })),
     )  # fmt: skip
-    size = OUT.stat().st_size
+    size = out.stat().st_size
     print(f"{len(rows)} utterances, {len(speakers)} speakers, "
           f"{lengths.sum() / SAMPLE_RATE / 60:.1f} min of speech, "
           f"mean {lengths.mean() / SAMPLE_RATE:.2f} s, max {lengths.max() / SAMPLE_RATE:.2f} s; "
-          f"{OUT.name}: {size / 1e6:.2f} MB", file=sys.stderr)  # fmt: skip
+          f"{out.name}: {size / 1e6:.2f} MB", file=sys.stderr)  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    main(new_words="--new-words" in sys.argv[1:])
