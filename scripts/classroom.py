@@ -1,6 +1,8 @@
 """The classroom edition: nbgrader builds the student version of chapters.
 
     python scripts/classroom.py [NN ...]          # or: make student [CHAPTERS="10 11"]
+    python scripts/classroom.py --walk [NN ...]  # prove every check rejects stub and wrong answer
+                                                 # (or: make classroom)
 
 Makes an nbgrader course directory (default classroom/, git-ignored) with
 one assignment per chapter, `source/<chapter>/<chapter>.ipynb` copied from
@@ -113,8 +115,89 @@ def build(books: list[Path], course_dir: Path = COURSE_DIR) -> dict[str, Path]:
     return released
 
 
+STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+CHECK_FAILED = "ExerciseCheckFailed"
+
+
+def with_region(source: str, replacement: str) -> str:
+    """`source` with its solution region (markers included) replaced."""
+    return SOLUTION.sub(lambda _: replacement.rstrip("\n"), source, count=1)
+
+
+def walk(book: Path, timeout: int = 600) -> list[str]:
+    """Run `book` top to bottom in one kernel; at each exercise run its checks
+    three times: after the stub nbgrader gives students, after the solution
+    cell's `course.wrong_answer`, and after the real solution. Each check must
+    fail with the course's ExerciseCheckFailed on the stub, at least one must
+    fail so on the wrong answer, and all must pass on the solution.
+
+    Returns one line per exercise; raises ClassroomError at the first breach.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = nbformat.read(book, as_version=4)
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(book.parent)}})
+    found = {e["answer"]: e for e in exercises(notebook) if not e["written"]}
+    checks = {i for e in found.values() for i in e["checks"]}
+
+    def run(source: str, index: int):
+        """None if the code ran, else (exception name, message)."""
+        try:
+            client.execute_cell(nbformat.v4.new_code_cell(source), index)
+        except CellExecutionError as error:
+            return error.ename, error.evalue
+        return None
+
+    report = []
+    with client.setup_kernel():
+        for index, cell in enumerate(notebook.cells):
+            if cell.cell_type != "code" or index in checks:
+                continue
+            exercise = found.get(index)
+            if exercise is None:
+                if (failed := run(cell.source, index)) is not None:
+                    raise ClassroomError(f"{book.name} cell {index} fails: {failed}")
+                continue
+            name = grader(cell)["grade_id"]
+            wrong = cell.metadata.get("course", {}).get("wrong_answer")
+            if not wrong:
+                raise ClassroomError(f"{book.name} {name}: no course.wrong_answer")
+            check_sources = [notebook.cells[i].source for i in exercise["checks"]]
+            for label, answer in (("stub", STUB), ("wrong answer", wrong)):
+                run(with_region(cell.source, answer), index)  # may raise: the stub does
+                failures = [run(source, index) for source in check_sources]
+                crashes = [f for f in failures if f and f[0] != CHECK_FAILED]
+                if crashes:
+                    raise ClassroomError(f"{book.name} {name}: on the {label} a check crashes "
+                                         f"instead of explaining: {crashes[0]}")
+                if label == "stub" and not all(failures):
+                    raise ClassroomError(f"{book.name} {name}: a check passes on the stub")
+                if not any(failures):
+                    raise ClassroomError(f"{book.name} {name}: the checks accept the {label}")
+            if (failed := run(cell.source, index)) is not None:
+                raise ClassroomError(f"{book.name} {name}: the solution fails: {failed}")
+            for source in check_sources:
+                if (failed := run(source, index)) is not None:
+                    raise ClassroomError(f"{book.name} {name}: a check rejects the solution: "
+                                         f"{failed}")
+            first = next(f for f in failures if f)[1].splitlines()[0]
+            report.append(f"{name}: stub and wrong answer rejected ({first[:70]})")
+    return report
+
+
 def main(argv: list[str]) -> None:
+    walking = "--walk" in argv
+    argv = [a for a in argv if a != "--walk"]
     try:
+        if walking:
+            books = [b for b in chapter_paths(argv) if exercises(json.loads(b.read_text()))]
+            for book in books:
+                for line in walk(book):
+                    print(f"{book.name[:2]} {line}", flush=True)
+            return
         released = build(chapter_paths(argv))
     except ClassroomError as error:
         sys.exit(str(error))

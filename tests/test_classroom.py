@@ -38,13 +38,14 @@ def _meta(grade_id, **flags):
     return {"nbgrader": meta}
 
 
-def _toy_notebook(path: Path) -> None:
+def _toy_notebook(path: Path, check: str = "ex1_answer == 42") -> None:
     answer = v4.new_code_cell("ex1_answer = None\n### BEGIN SOLUTION\nex1_answer = 2 * 21\n"
                               "### END SOLUTION")
     answer.metadata.update(_meta("ex1-answer", solution=True))
     answer.metadata["course"] = {"wrong_answer": "ex1_answer = 21"}
-    test = v4.new_code_cell("assert ex1_answer is not None, 'not yet'\n"
-                            "### BEGIN HIDDEN TESTS\nassert ex1_answer == 42\n"
+    test = v4.new_code_cell("from edgelib.checks import check\n"
+                            "check(ex1_answer is not None, 'an answer is given')\n"
+                            f"### BEGIN HIDDEN TESTS\ncheck({check}, 'twice 21')\n"
                             "### END HIDDEN TESTS")
     test.metadata.update(_meta("ex1-check", grade=True, locked=True, points=1))
     written = v4.new_markdown_cell("Because forty-two.")
@@ -80,6 +81,21 @@ def test_nbgrader_builds_a_student_edition_without_solutions(tmp_path):
     assert "raise NotImplementedError()" in texts[1] and texts[1].startswith("ex1_answer = None")
     assert texts[3].strip() == "YOUR ANSWER HERE"
     assert _leaks(json.loads(book.read_text()), student) == []
+
+
+def test_walk_feeds_stub_wrong_answer_and_solution_to_every_check(tmp_path):
+    book = tmp_path / "99_toy.ipynb"
+    _toy_notebook(book)
+    (line,) = classroom.walk(book)
+    assert line.startswith("ex1-answer: stub and wrong answer rejected")
+    _toy_notebook(book, check="ex1_answer > 0")  # a check that accepts the wrong answer
+    with pytest.raises(classroom.ClassroomError, match="the checks accept the wrong answer"):
+        classroom.walk(book)
+    _toy_notebook(book, check="ex1_answer.real == 42")
+    book.write_text(book.read_text().replace("check(ex1_answer is not None, 'an answer is given')",
+                                             "pass"))  # no placeholder check: a crash on the stub
+    with pytest.raises(classroom.ClassroomError, match="on the stub a check crashes"):
+        classroom.walk(book)
 
 
 def test_build_refuses_a_chapter_without_exercise_cells(tmp_path):
