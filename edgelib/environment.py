@@ -115,11 +115,27 @@ def course_seed() -> int:
     return int(raw)
 
 
+def _configure_logical_cpus(tf, n: int) -> None:
+    """Split the first physical CPU into `n` logical devices (before device initialisation)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+    except RuntimeError:  # devices already initialised: fine if they already are what we want
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have != n:
+            raise KernelStateError(
+                f"TensorFlow's devices are already initialised with {have} logical CPU(s), "
+                f"so setup(logical_cpus={n}) cannot change them. Restart the kernel and call "
+                "edgelib.setup(logical_cpus=...) first.") from None
+
+
 def setup(
     seed: int | None = None,
     threads: int = DEFAULT_THREADS,
     deterministic: bool = True,
     verbose: bool = True,
+    logical_cpus: int | None = None,
 ) -> int:
     """Prepare the kernel for a course notebook and return the seed it used.
 
@@ -137,6 +153,11 @@ def setup(
         timings and round-off are repeatable. Must be >= 1.
     deterministic: call `tf.config.experimental.enable_op_determinism()`.
     verbose: print the versions in use.
+    logical_cpus: split the CPU into this many logical devices
+        (/cpu:0, /cpu:1, ...; they share the same cores), e.g. for
+        `tf.distribute.MirroredStrategy` on a machine without GPUs. Only
+        possible before TensorFlow has initialised its devices; None (the
+        default) leaves the devices alone.
     """
     if seed is None:
         seed = course_seed()
@@ -144,6 +165,9 @@ def setup(
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+    if logical_cpus is not None and (not isinstance(logical_cpus, int)
+                                     or isinstance(logical_cpus, bool) or logical_cpus < 1):
+        raise ValueError(f"logical_cpus must be None or an int >= 1, got {logical_cpus!r}")
 
     tf_loaded = "tensorflow" in sys.modules
     if tf_loaded and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
@@ -175,6 +199,8 @@ def setup(
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass  # already initialised by an earlier call in this kernel
+    if logical_cpus is not None:
+        _configure_logical_cpus(tf, logical_cpus)
     tf_keras.utils.set_random_seed(seed)  # Python random, NumPy, TensorFlow
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -185,6 +211,7 @@ def setup(
         "seed": seed,
         "threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "deterministic": deterministic,
+        "logical_cpus": logical_cpus,
         "versions": {name: version_of(name) for name in REPORTED_PACKAGES},
     }
     if verbose:

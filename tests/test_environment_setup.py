@@ -73,3 +73,27 @@ def test_setup_uses_and_returns_the_course_seed():
     )
     assert proc.returncode == 0, proc.stderr
     assert "SEED 5" in proc.stdout and "course seed 5" in proc.stdout
+
+
+def test_setup_splits_the_cpu_into_logical_devices():
+    proc = run_python(
+        "import edgelib\nedgelib.setup(seed=0, verbose=False, logical_cpus=2)\n"
+        "edgelib.setup(seed=1, verbose=False, logical_cpus=2)  # re-running the cell is fine\n"
+        "import tensorflow as tf\n"
+        "print('CPUS', [d.name for d in tf.config.list_logical_devices('CPU')])\n"
+        "try:\n    edgelib.setup(verbose=False, logical_cpus=3)\n"
+        "except edgelib.environment.KernelStateError as e:\n    print('REFUSED', e)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "CPUS ['/device:CPU:0', '/device:CPU:1']" in proc.stdout
+    assert "REFUSED" in proc.stdout and "Restart the kernel" in proc.stdout
+
+
+def test_setup_rejects_bad_logical_cpus():
+    import pytest
+
+    import edgelib
+
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="logical_cpus must be None or an int >= 1"):
+            edgelib.setup(logical_cpus=bad)

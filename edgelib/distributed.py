@@ -1,0 +1,484 @@
+"""Multi-worker training on this machine: worker processes, TF_CONFIG, clean-up.
+
+A real tf.distribute cluster is several processes (usually on several
+machines), each told by the environment variable `TF_CONFIG` who the others
+are and which one it is. This module runs such a cluster on localhost:
+
+    from edgelib import distributed
+    with distributed.start_workers(2, "artifacts/16/run") as group:
+        results = group.wait(timeout=120)      # the workers' JSON results
+        print(group.logs()[0])                 # what worker 0 printed
+    assert not distributed.live_workers()      # every worker process is gone
+
+Each worker is `python -m edgelib.distributed --out DIR ...` with its own
+`TF_CONFIG`. It runs `edgelib.setup()` (the course's environment), builds
+`tf.distribute.MultiWorkerMirroredStrategy`, trains the digits CNN of
+`edgelib.models` on `datasets.load("digits")` and writes
+`DIR/worker-<i>.json` (timings, per-epoch loss); the chief (worker 0) also
+saves the trained weights as `DIR/weights.npz` (`load_weights`).
+
+Safety: ports are free ports of this machine (`free_ports`), the workers are
+started in their own process group and `WorkerGroup.stop()` (also on error,
+on timeout, at interpreter exit) terminates then kills that group; a worker
+also exits by itself when the process that started it is gone.
+Note that TensorFlow's gRPC server listens on every interface of the machine,
+whatever host `TF_CONFIG` names: run this only where that is acceptable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HOST = "localhost"
+RESULT_NAME = "worker-{index}.json"
+LOG_NAME = "worker-{index}.log"
+ERR_NAME = "worker-{index}.err"
+WEIGHTS_NAME = "weights.npz"
+MODULE = "edgelib.distributed"
+
+
+class DistributedError(RuntimeError):
+    """The worker group failed: a worker exited with an error or did not finish in time."""
+
+
+class WorkerTimeout(DistributedError):
+    """The workers did not finish within the time allowed; they were stopped."""
+
+
+# --- cluster description -----------------------------------------------------------------
+
+
+def free_ports(n: int, host: str = DEFAULT_HOST) -> list[int]:
+    """`n` distinct TCP ports that are free on `host` now (the OS picks them: bind to port 0).
+
+    The sockets are closed before returning, so another program could in
+    principle take a port before a worker binds it; on a quiet machine the
+    OS does not hand out the same port again so soon.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be an int >= 1 (the number of ports), got {n!r}")
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((socket.gethostbyname(host), 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def tf_config(workers: list[str], index: int, task_type: str = "worker") -> dict:
+    """The TF_CONFIG dict of task `index` in a cluster of `workers` ("host:port" strings).
+
+    `{"cluster": {"worker": [...]}, "task": {"type": "worker", "index": i}}`;
+    worker 0 is the chief (it saves the model). Serialize it with
+    `json.dumps` into the environment variable `TF_CONFIG`.
+    """
+    if not isinstance(workers, (list, tuple)) or not workers:
+        raise ValueError(f"workers must be a non-empty list of 'host:port' strings, "
+                         f"got {workers!r}")
+    for address in workers:
+        if not isinstance(address, str) or not re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}", address):
+            raise ValueError(f"each worker must be a 'host:port' string such as "
+                             f"'localhost:12345', got {address!r}")
+    if len(set(workers)) != len(workers):
+        raise ValueError(f"worker addresses must be distinct, got {workers!r}")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(workers):
+        raise ValueError(f"index must be an int in 0..{len(workers) - 1}, got {index!r}")
+    if task_type != "worker":
+        raise ValueError(f"only task_type 'worker' is supported here, got {task_type!r}")
+    return {"cluster": {"worker": list(workers)}, "task": {"type": task_type, "index": index}}
+
+
+def parse_tf_config(text: str | None) -> tuple[list[str], int]:
+    """(worker addresses, own index) from the text of TF_CONFIG; clear errors if malformed."""
+    if not text:
+        raise ValueError("TF_CONFIG is not set: a worker needs it, e.g. "
+                         '{"cluster": {"worker": ["localhost:12345", "localhost:12346"]}, '
+                         '"task": {"type": "worker", "index": 0}}')
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"TF_CONFIG must be JSON, got {text[:80]!r} ({exc})") from None
+    try:
+        workers, index = config["cluster"]["worker"], config["task"]["index"]
+        task_type = config["task"].get("type", "worker")
+    except (KeyError, TypeError):
+        raise ValueError("TF_CONFIG needs cluster.worker (a list) and task.index, got "
+                         f"{text[:120]!r}") from None
+    tf_config(workers, index, task_type)  # validates
+    return list(workers), index
+
+
+def allreduce_bytes(parameters: int, workers: int, bytes_per_value: int = 4) -> int:
+    """Bytes each worker sends per step in a ring all-reduce of `parameters` gradients.
+
+    A ring all-reduce is a reduce-scatter then an all-gather, each of
+    `workers - 1` steps in which every worker sends one chunk of
+    `parameters / workers` values: 2 (N - 1) / N x parameters x bytes per
+    value (rounded up to whole bytes). One worker sends nothing.
+    """
+    for name, value in (("parameters", parameters), ("workers", workers),
+                        ("bytes_per_value", bytes_per_value)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return -(-2 * (workers - 1) * parameters * bytes_per_value // workers)
+
+
+# --- the worker --------------------------------------------------------------------------
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this process when the one that started it is gone (no orphan workers)."""
+    def watch():
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def train_worker(out: Path, epochs: int, global_batch: int, learning_rate: float, seed: int,
+                 threads: int, train_examples: int | None) -> dict:
+    """Train the digits CNN as one worker of the cluster TF_CONFIG describes; see module doc."""
+    started = time.time()
+    workers, index = parse_tf_config(os.environ.get("TF_CONFIG"))
+    n = len(workers)
+    role = "chief" if index == 0 else "worker"
+    name = f"worker {index} ({role})"
+
+    def log(message: str) -> None:
+        print(f"{name}: {message}", flush=True)
+
+    if global_batch % n:
+        raise ValueError(f"global batch {global_batch} must be a multiple of the {n} workers")
+    import edgelib
+
+    edgelib.setup(seed=seed, threads=threads, verbose=False)
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from edgelib import datasets, models
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    ready = time.time()
+    log(f"TF_CONFIG read: task {index} of a cluster of {n} workers, "
+        f"{strategy.num_replicas_in_sync} replicas in sync")
+
+    digits = datasets.load("digits")
+    x, y = digits.train.x[..., None], digits.train.y
+    if train_examples is not None:
+        x, y = x[:train_examples], y[:train_examples]
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    data = (tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .batch(global_batch).with_options(options))
+    steps = -(-len(x) // global_batch)
+    log(f"{len(x):,} training digits, global batch {global_batch} = {n} x "
+        f"{global_batch // n} per worker, {steps} steps per epoch, {epochs} epochs")
+
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        model = models.compile_classifier(models.digits_cnn(), learning_rate)
+    log(f"model built: {model.count_params():,} parameters, mirrored on every worker")
+
+    epoch_times: list[float] = []
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_times.append(time.perf_counter() - self.t0)
+            log(f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, "
+                f"accuracy {logs['accuracy']:.4f}, {epoch_times[-1]:.2f} s")
+
+    t0 = time.perf_counter()
+    history = model.fit(data, epochs=epochs, verbose=0, callbacks=[EpochLog()])
+    fit_seconds = time.perf_counter() - t0
+    if index == 0:
+        np.savez(out / WEIGHTS_NAME, *model.get_weights())
+        log(f"saved the weights to {WEIGHTS_NAME}")
+    result = {
+        "index": index, "workers": n, "role": role, "epochs": epochs,
+        "global_batch": global_batch, "steps_per_epoch": steps,
+        "parameters": int(model.count_params()),
+        "replicas_in_sync": int(strategy.num_replicas_in_sync),
+        "loss": [float(v) for v in history.history["loss"]],
+        "accuracy": [float(v) for v in history.history["accuracy"]],
+        "started": started, "ready": ready, "finished": time.time(),
+        "startup_seconds": ready - started, "fit_seconds": fit_seconds,
+        "epoch_seconds": epoch_times,
+    }
+    (out / RESULT_NAME.format(index=index)).write_text(json.dumps(result, indent=1))
+    log("done")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edgelib.distributed --out DIR [--epochs N] ...` (TF_CONFIG in the environment)."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}",
+        description="One worker of a MultiWorkerMirroredStrategy cluster described by the "
+                    "environment variable TF_CONFIG: trains the digits CNN.")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="folder for worker-<i>.json and (chief) weights.npz")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--global-batch", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=None, help="default: the course seed")
+    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads per worker")
+    parser.add_argument("--train-examples", type=int, default=None,
+                        help="use only the first N training digits")
+    parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.parent_pid is not None:
+        _watch_parent(args.parent_pid)
+    if args.epochs < 1 or args.global_batch < 1:
+        parser.error("--epochs and --global-batch must be >= 1")
+    if args.seed is None:
+        from edgelib.environment import course_seed
+
+        args.seed = course_seed()
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        train_worker(args.out, args.epochs, args.global_batch, args.learning_rate, args.seed,
+                     args.threads, args.train_examples)
+    except ValueError as exc:
+        print(f"{MODULE}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# --- a group of workers started from Python -----------------------------------------------
+
+_live_groups: set = set()
+
+
+@dataclass
+class WorkerGroup:
+    """Worker processes of one cluster; `wait()` for them, `stop()` ends them (also at exit)."""
+
+    processes: list[subprocess.Popen]
+    addresses: list[str]
+    out: Path
+    started: float
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    @property
+    def alive(self) -> list[bool]:
+        """For each worker, True while its process runs."""
+        return [p.poll() is None for p in self.processes]
+
+    def logs(self) -> list[str]:
+        """What each worker printed on stdout (its own log lines)."""
+        return [_read(self.out / LOG_NAME.format(index=i)) for i in range(len(self.processes))]
+
+    def errors(self) -> list[str]:
+        """What each worker wrote on stderr (TensorFlow's native logs, tracebacks)."""
+        return [_read(self.out / ERR_NAME.format(index=i)) for i in range(len(self.processes))]
+
+    def _report(self) -> str:
+        parts = []
+        for i, (p, err) in enumerate(zip(self.processes, self.errors(), strict=True)):
+            parts.append(f"--- worker {i} (exit code {p.poll()}), last lines of stderr:\n"
+                         + "\n".join(err.strip().splitlines()[-15:]))
+        return "\n".join(parts)
+
+    def wait(self, timeout: float) -> list[dict]:
+        """Wait until every worker has exited; return their results (worker-<i>.json).
+
+        If a worker exits with an error, the others are stopped at once (a
+        collective all-reduce would wait for it forever) and DistributedError
+        shows the end of every worker's stderr. After `timeout` seconds the
+        group is stopped and WorkerTimeout is raised.
+        """
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                codes = [p.poll() for p in self.processes]
+                if any(c not in (None, 0) for c in codes):
+                    raise DistributedError(f"a worker failed (exit codes {codes}); the group "
+                                           f"was stopped.\n{self._report()}")
+                if all(c == 0 for c in codes):
+                    break
+                if time.monotonic() > deadline:
+                    raise WorkerTimeout(f"the workers did not finish within {timeout} s "
+                                        f"(still running: {[c is None for c in codes]}); "
+                                        f"they were stopped.\n{self._report()}")
+                time.sleep(0.1)
+        except BaseException:
+            self.stop()
+            raise
+        self.stop()
+        return [json.loads(_read(self.out / RESULT_NAME.format(index=i)))
+                for i in range(len(self.processes))]
+
+    def stop(self, timeout: float = 5.0) -> list[int | None]:
+        """Terminate every worker (its whole process group), kill if needed; exit codes.
+
+        SIGTERM first, SIGKILL for whatever still runs `timeout` seconds later.
+        Safe to call twice.
+        """
+        if not self._stopped:
+            self._stopped = True
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                for p in self.processes:
+                    if p.poll() is None:
+                        with _ignore_missing():
+                            os.killpg(p.pid, sig)
+                deadline = time.monotonic() + timeout
+                for p in self.processes:
+                    try:
+                        p.wait(max(0.0, deadline - time.monotonic()))
+                    except subprocess.TimeoutExpired:
+                        pass
+                if all(p.poll() is not None for p in self.processes):
+                    break
+            for p in self.processes:  # anything left in the groups (none expected)
+                with _ignore_missing():
+                    os.killpg(p.pid, signal.SIGKILL)
+            _live_groups.discard(self)
+        return [p.poll() for p in self.processes]
+
+    def __enter__(self) -> WorkerGroup:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class _ignore_missing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        return kind is not None and issubclass(kind, (ProcessLookupError, PermissionError))
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+@atexit.register
+def _stop_all() -> None:
+    for group in list(_live_groups):
+        group.stop()
+
+
+def start_workers(n: int, out: str | Path, epochs: int = 3, global_batch: int = 64,
+                  learning_rate: float = 3e-3, seed: int | None = None, threads: int = 1,
+                  train_examples: int | None = None, host: str = DEFAULT_HOST) -> WorkerGroup:
+    """Start `n` worker processes of one MultiWorkerMirroredStrategy cluster on this machine.
+
+    Each gets free ports' addresses in its `TF_CONFIG` and runs
+    `python -m edgelib.distributed --out OUT ...` (stdout to
+    OUT/worker-<i>.log, stderr to OUT/worker-<i>.err), in a new process
+    group. Returns a `WorkerGroup` at once: call `wait(timeout)` for the
+    results, and use it as a context manager (or `stop()`) so the workers
+    end on error too. `seed` defaults to the course seed.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 8:
+        raise ValueError(f"n must be an int in 1..8 (workers on this machine), got {n!r}")
+    for name, value in (("epochs", epochs), ("global_batch", global_batch), ("threads", threads)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if global_batch % n:
+        raise ValueError(f"global_batch must be a multiple of the number of workers ({n}): "
+                         f"each worker takes global_batch / n examples, got {global_batch}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if seed is None:
+        from edgelib.environment import course_seed
+
+        seed = course_seed()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in list(out.glob("worker-*")) + [out / WEIGHTS_NAME]:
+        old.unlink(missing_ok=True)
+    addresses = [f"{host}:{port}" for port in free_ports(n, host)]
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    command = [sys.executable, "-m", MODULE, "--out", str(out.resolve()), "--epochs", str(epochs),
+               "--global-batch", str(global_batch), "--learning-rate", repr(learning_rate),
+               "--seed", str(seed), "--threads", str(threads), "--parent-pid", str(os.getpid())]
+    if train_examples is not None:
+        command += ["--train-examples", str(int(train_examples))]
+    processes: list[subprocess.Popen] = []
+    started = time.time()
+    group = WorkerGroup(processes=processes, addresses=addresses, out=out, started=started)
+    _live_groups.add(group)
+    try:
+        for i in range(n):
+            env["TF_CONFIG"] = json.dumps(tf_config(addresses, i))
+            with open(out / LOG_NAME.format(index=i), "wb") as log, \
+                    open(out / ERR_NAME.format(index=i), "wb") as err:
+                processes.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                                  stderr=err, env=env, start_new_session=True))
+    except BaseException:
+        group.stop()
+        raise
+    return group
+
+
+def live_workers() -> list[int]:
+    """Pids of this process's descendants that run `python -m edgelib.distributed`."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if MODULE in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def load_weights(model, out: str | Path):
+    """Load the chief's saved weights (OUT/weights.npz) into a model of the same architecture."""
+    import numpy as np
+
+    path = Path(out) / WEIGHTS_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"no {WEIGHTS_NAME} in {out}: did the chief (worker 0) finish?")
+    with np.load(path) as f:
+        weights = [f[f"arr_{i}"] for i in range(len(f.files))]
+    shapes = [tuple(w.shape) for w in model.get_weights()]
+    if [tuple(w.shape) for w in weights] != shapes:
+        raise ValueError(f"the saved weights have shapes {[w.shape for w in weights]}, "
+                         f"the model expects {shapes}")
+    model.set_weights(weights)
+    return model
+
+
+if __name__ == "__main__":
+    sys.exit(main())
