@@ -19,7 +19,7 @@ help:
 	@echo "make execute    re-execute every chapter in place (refresh stored outputs) and time it"
 	@echo "make bench      chapter models in every TFLite mode: accuracy, size, latency table + plot"
 	@echo "make student   the student edition of the chapters with nbgrader exercises (classroom/release/)"
-	@echo "make classroom every exercise check fed the stub, a wrong answer and the solution"
+	@echo "make classroom every check fed the stub, a wrong answer and the solution; nbgrader autograde"
 	@echo "make lock       rewrite constraints.txt from the current .venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -65,6 +65,7 @@ student: $(STAMP)
 
 classroom: $(STAMP)
 	$(BIN)/python scripts/classroom.py --walk $(CHAPTERS)
+	$(BIN)/python scripts/classroom.py --autograde $(CHAPTERS)
 
 lock: $(STAMP)
 	@{ echo "# Every package of the course environment, pinned (pip constraints file)."; \

@@ -2,7 +2,8 @@
 
     python scripts/classroom.py [NN ...]          # or: make student [CHAPTERS="10 11"]
     python scripts/classroom.py --walk [NN ...]  # prove every check rejects stub and wrong answer
-                                                 # (or: make classroom)
+    python scripts/classroom.py --autograde [NN ...]  # nbgrader autograde: full and zero marks
+                                                 # (make classroom runs both)
 
 Makes an nbgrader course directory (default classroom/, git-ignored) with
 one assignment per chapter, `source/<chapter>/<chapter>.ipynb` copied from
@@ -85,7 +86,7 @@ def prepare_course(course_dir: Path) -> None:
         "c.CourseDirectory.course_id = 'backprop-to-the-edge'\n"
         f"c.CourseDirectory.root = {str(course_dir.resolve())!r}\n"
         "# a chapter trains models: give each cell time (seconds)\n"
-        "c.ExecutePreprocessor.timeout = 600\n")
+        "c.Execute.timeout = 600\n")
 
 
 def nbgrader(course_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -188,10 +189,85 @@ def walk(book: Path, timeout: int = 600) -> list[str]:
     return report
 
 
+SUBMISSIONS = ("solution", "untouched")  # the source notebook; the student edition as released
+
+
+def graded_scores(course_dir: Path, assignment: str, student: str) -> dict[str, tuple]:
+    """{grade_id: (score, max score, auto)} of one autograded submission, from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        return {grade.name: (grade.score, grade.max_score, grade.auto_score is not None)
+                for notebook in submission.notebooks for grade in notebook.grades}
+
+
+def error_of(cell) -> tuple[str, str] | None:
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return output["ename"], output["evalue"]
+    return None
+
+
+def autograde(books: list[Path], course_dir: Path = COURSE_DIR) -> list[str]:
+    """Autograde two submissions of every chapter with nbgrader itself: the
+    source notebook (every autograded check must get full points) and the
+    student edition untouched (every check zero points, each failing with the
+    course's ExerciseCheckFailed, and no error before the first exercise).
+
+    Returns one line per chapter; raises ClassroomError on the first breach.
+    """
+    released = build(books, course_dir)
+    report = []
+    for book in books:
+        assignment = book.stem
+        for student in SUBMISSIONS:
+            folder = course_dir / "submitted" / student / assignment
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            shutil.copy(book if student == "solution" else released[assignment], folder / book.name)
+            nbgrader(course_dir, "autograde", assignment, "--student", student, "--force")
+        full = graded_scores(course_dir, assignment, "solution")
+        zero = graded_scores(course_dir, assignment, "untouched")
+        auto = {name: top for name, (_, top, is_auto) in full.items() if is_auto}
+        short = [name for name in auto if full[name][0] != auto[name]]
+        if short:
+            raise ClassroomError(f"{assignment}: the solution does not get full marks on {short}")
+        given = [name for name in auto if zero[name][0] != 0]
+        if given:
+            raise ClassroomError(f"{assignment}: the untouched student edition scores on {given}")
+        graded = json.loads((course_dir / "autograded" / "untouched" / assignment /
+                             book.name).read_text())
+        first = min(e["answer"] for e in exercises(graded))
+        early = [i for i, cell in enumerate(graded["cells"][:first]) if error_of(cell)]
+        if early:
+            cell = early[0]
+            raise ClassroomError(f"{assignment}: the student edition fails before its first "
+                                 f"exercise, in cell {cell}: {error_of(graded['cells'][cell])}")
+        for cell in graded["cells"]:
+            meta = grader(cell)
+            if meta.get("grade") and not meta.get("solution"):
+                failure = error_of(cell)
+                if failure is None or failure[0] != CHECK_FAILED:
+                    raise ClassroomError(f"{assignment} {meta['grade_id']}: on the stub the check "
+                                         f"does not fail with its own message: {failure}")
+        manual = len(full) - len(auto)
+        report.append(f"{assignment}: {len(auto)} checks, {sum(auto.values()):g} points; "
+                      f"solution {sum(full[n][0] for n in auto):g}, untouched "
+                      f"{sum(zero[n][0] for n in auto):g}; {manual} written answer(s) graded "
+                      "by hand")
+    return report
+
+
 def main(argv: list[str]) -> None:
-    walking = "--walk" in argv
-    argv = [a for a in argv if a != "--walk"]
+    walking, grading = "--walk" in argv, "--autograde" in argv
+    argv = [a for a in argv if a not in ("--walk", "--autograde")]
     try:
+        if grading:
+            books = [b for b in chapter_paths(argv) if exercises(json.loads(b.read_text()))]
+            for line in autograde(books):
+                print(line, flush=True)
+            return
         if walking:
             books = [b for b in chapter_paths(argv) if exercises(json.loads(b.read_text()))]
             for book in books:

@@ -98,6 +98,17 @@ def test_walk_feeds_stub_wrong_answer_and_solution_to_every_check(tmp_path):
         classroom.walk(book)
 
 
+def test_autograde_gives_the_solution_full_marks_and_the_student_edition_zero(tmp_path):
+    book = tmp_path / "99_toy.ipynb"
+    _toy_notebook(book)
+    (line,) = classroom.autograde([book], tmp_path / "course")
+    assert line == ("99_toy: 1 checks, 1 points; solution 1, untouched 0; 1 written answer(s) "
+                    "graded by hand")
+    _toy_notebook(book, check="ex1_answer is None")  # a check the solution fails
+    with pytest.raises(classroom.ClassroomError, match="does not get full marks"):
+        classroom.autograde([book], tmp_path / "course")
+
+
 def test_build_refuses_a_chapter_without_exercise_cells(tmp_path):
     book = tmp_path / "98_plain.ipynb"
     book.write_text(json.dumps(v4.new_notebook(cells=[v4.new_markdown_cell("# 98")])))
