@@ -3,6 +3,8 @@
     python scripts/classroom.py [NN ...]          # or: make student [CHAPTERS="10 11"]
     python scripts/classroom.py --walk [NN ...]  # prove every check rejects stub and wrong answer
     python scripts/classroom.py --autograde [NN ...]  # nbgrader autograde: full and zero marks
+    python scripts/classroom.py --summary        # exercises and points per chapter, written
+                                                 # into docs/instructor_guide.md
                                                  # (make classroom runs both)
 
 Makes an nbgrader course directory (default classroom/, git-ignored) with
@@ -189,6 +191,33 @@ def walk(book: Path, timeout: int = 600) -> list[str]:
     return report
 
 
+GUIDE = ROOT / "docs" / "instructor_guide.md"
+
+
+def summary_table(books: list[Path]) -> str:
+    """Exercises and points per chapter (Markdown), from the notebooks' nbgrader cells."""
+    lines = ["| chapter | exercises | autograded points | written answers (graded by hand) "
+             "| hidden tests |", "|---|---|---|---|---|"]
+    totals = [0, 0, 0, 0]
+    for book in books:
+        nb = json.loads(book.read_text())
+        found = exercises(nb)
+        if not found:
+            lines.append(f"| `{book.stem}` | not converted yet | | | |")
+            continue
+        numbers = {re.search(r"ex(\d+)", grader(nb["cells"][e["answer"]])["grade_id"]).group(1)
+                   for e in found}
+        points = sum(grader(c).get("points", 0) for c in nb["cells"]
+                     if grader(c).get("grade") and not grader(c).get("solution"))
+        written = sum(e["written"] for e in found)
+        hidden = sum(bool(HIDDEN.search(source_of(c))) for c in nb["cells"])
+        row = [len(numbers), points, written, hidden]
+        totals = [a + b for a, b in zip(totals, row, strict=True)]
+        lines.append(f"| `{book.stem}` | " + " | ".join(f"{v:g}" for v in row) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{v:g}**" for v in totals) + " |")
+    return "\n".join(lines)
+
+
 SUBMISSIONS = ("solution", "untouched")  # the source notebook; the student edition as released
 
 
@@ -261,6 +290,13 @@ def autograde(books: list[Path], course_dir: Path = COURSE_DIR) -> list[str]:
 
 def main(argv: list[str]) -> None:
     walking, grading = "--walk" in argv, "--autograde" in argv
+    if "--summary" in argv:
+        from readme_block import replace_block
+
+        GUIDE.write_text(replace_block(GUIDE.read_text(), "exercises",
+                                       summary_table(chapter_paths([]))))
+        print(f"exercise table written to {GUIDE.relative_to(ROOT)}")
+        return
     argv = [a for a in argv if a not in ("--walk", "--autograde")]
     try:
         if grading:

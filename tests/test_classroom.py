@@ -159,3 +159,15 @@ def test_not_yet_converted_chapters_really_are_not():
             nb = json.loads(book.read_text())
             assert not classroom.exercises(nb), \
                 f"{book.name} has nbgrader cells: remove it from NOT_YET_CONVERTED"
+
+
+def test_instructor_guide_table_is_current():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from readme_block import block
+    finally:
+        sys.path.pop(0)
+    books = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    current = block(classroom.GUIDE.read_text(), "exercises").strip()
+    assert current == classroom.summary_table(books).strip(), \
+        "docs/instructor_guide.md is out of date: run python scripts/classroom.py --summary"
