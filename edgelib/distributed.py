@@ -139,6 +139,104 @@ def allreduce_bytes(parameters: int, workers: int, bytes_per_value: int = 4) -> 
     return -(-2 * (workers - 1) * parameters * bytes_per_value // workers)
 
 
+def ring_allreduce(vectors: list) -> tuple[list, list[int]]:
+    """Sum equal-length 1-D arrays the way a ring all-reduce does; (results, bytes sent each).
+
+    Worker r holds `vectors[r]`, cut into N chunks. Reduce-scatter: in step
+    s (N - 1 steps) worker r sends chunk (r - s) mod N to worker r + 1, which
+    adds it to its own; afterwards worker r holds the full sum of chunk
+    (r + 1) mod N. All-gather: N - 1 more steps pass the summed chunks round
+    the ring. Returns each worker's final vector (all equal to the sum) and
+    the bytes each worker sent, to compare with `allreduce_bytes`.
+    """
+    import numpy as np
+
+    if not isinstance(vectors, (list, tuple)) or len(vectors) < 1:
+        raise ValueError(f"vectors must be a non-empty list of 1-D arrays, got {type(vectors)}")
+    data = [np.array(v, copy=True) for v in vectors]
+    if any(v.ndim != 1 for v in data) or len({v.shape for v in data}) != 1:
+        raise ValueError(f"vectors must be 1-D arrays of one length, got shapes "
+                         f"{[v.shape for v in data]}")
+    n = len(data)
+    bounds = np.linspace(0, data[0].size, n + 1).round().astype(int)
+    chunk = [slice(bounds[i], bounds[i + 1]) for i in range(n)]
+    sent = [0] * n
+    for phase in ("reduce-scatter", "all-gather"):
+        for s in range(n - 1):
+            messages = []
+            for r in range(n):
+                c = (r - s + (1 if phase == "all-gather" else 0)) % n
+                messages.append(((r + 1) % n, c, data[r][chunk[c]].copy()))
+                sent[r] += data[r][chunk[c]].nbytes
+            for dest, c, payload in messages:
+                if phase == "reduce-scatter":
+                    data[dest][chunk[c]] += payload
+                else:
+                    data[dest][chunk[c]] = payload
+    return data, sent
+
+
+def step_timer():
+    """A Keras callback that times training: `.seconds` (one per epoch) and `.steps`.
+
+    `.steps[e]` lists the duration of every training step of epoch e, in
+    seconds; `steady_step()` is the median step time after the first epoch
+    (which includes tracing the graph). The median shrugs off the spikes of
+    a busy machine better than a mean over an epoch.
+    """
+    import tf_keras as keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+            self.steps: list[list[float]] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch_t0 = time.perf_counter()
+            self.steps.append([])
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._step_t0 = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps[-1].append(time.perf_counter() - self._step_t0)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._epoch_t0)
+
+        def steady_step(self) -> float:
+            """Median seconds per step over the epochs after the first."""
+            import numpy as np
+
+            later = [t for epoch in self.steps[1:] for t in epoch]
+            if not later:
+                raise ValueError("steady_step needs at least 2 epochs (the first one traces)")
+            return float(np.median(later))
+
+    return StepTimer()
+
+
+def training_data(x, y, global_batch: int, seed: int):
+    """The workers' input pipeline: shuffled with `seed` each epoch, batched by the global batch.
+
+    Under MultiWorkerMirroredStrategy each global batch is split between the
+    workers (auto-shard policy DATA); one process with the same pipeline
+    sees the same batches, which is what makes the runs comparable.
+    """
+    import tensorflow as tf
+
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    if not isinstance(global_batch, int) or global_batch < 1:
+        raise ValueError(f"global_batch must be an int >= 1, got {global_batch!r}")
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return (tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .batch(global_batch).with_options(options))
+
+
 # --- the worker --------------------------------------------------------------------------
 
 
@@ -185,11 +283,7 @@ def train_worker(out: Path, epochs: int, global_batch: int, learning_rate: float
     x, y = digits.train.x[..., None], digits.train.y
     if train_examples is not None:
         x, y = x[:train_examples], y[:train_examples]
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    data = (tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-            .batch(global_batch).with_options(options))
+    data = training_data(x, y, global_batch, seed)
     steps = -(-len(x) // global_batch)
     log(f"{len(x):,} training digits, global batch {global_batch} = {n} x "
         f"{global_batch // n} per worker, {steps} steps per epoch, {epochs} epochs")
@@ -199,19 +293,16 @@ def train_worker(out: Path, epochs: int, global_batch: int, learning_rate: float
         model = models.compile_classifier(models.digits_cnn(), learning_rate)
     log(f"model built: {model.count_params():,} parameters, mirrored on every worker")
 
-    epoch_times: list[float] = []
+    timer = step_timer()
+    epoch_times = timer.seconds
 
     class EpochLog(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
         def on_epoch_end(self, epoch, logs=None):
-            epoch_times.append(time.perf_counter() - self.t0)
             log(f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, "
                 f"accuracy {logs['accuracy']:.4f}, {epoch_times[-1]:.2f} s")
 
     t0 = time.perf_counter()
-    history = model.fit(data, epochs=epochs, verbose=0, callbacks=[EpochLog()])
+    history = model.fit(data, epochs=epochs, verbose=0, callbacks=[timer, EpochLog()])
     fit_seconds = time.perf_counter() - t0
     if index == 0:
         np.savez(out / WEIGHTS_NAME, *model.get_weights())
@@ -225,7 +316,8 @@ def train_worker(out: Path, epochs: int, global_batch: int, learning_rate: float
         "accuracy": [float(v) for v in history.history["accuracy"]],
         "started": started, "ready": ready, "finished": time.time(),
         "startup_seconds": ready - started, "fit_seconds": fit_seconds,
-        "epoch_seconds": epoch_times,
+        "epoch_seconds": epoch_times, "step_seconds": timer.steps,
+        "steady_step_seconds": timer.steady_step() if epochs > 1 else None,
     }
     (out / RESULT_NAME.format(index=index)).write_text(json.dumps(result, indent=1))
     log("done")
@@ -469,7 +561,8 @@ def load_weights(model, out: str | Path):
 
     path = Path(out) / WEIGHTS_NAME
     if not path.exists():
-        raise FileNotFoundError(f"no {WEIGHTS_NAME} in {out}: did the chief (worker 0) finish?")
+        raise ValueError(f"expected the chief's {WEIGHTS_NAME} in {out}, found none: did the "
+                         "worker group finish (wait() returned)?")
     with np.load(path) as f:
         weights = [f[f"arr_{i}"] for i in range(len(f.files))]
     shapes = [tuple(w.shape) for w in model.get_weights()]

@@ -1,0 +1,158 @@
+"""edgelib.distributed: TF_CONFIG, the ring all-reduce, and worker processes that always end."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from edgelib import distributed
+
+
+def test_tf_config_names_the_cluster_and_the_task():
+    config = distributed.tf_config(["localhost:1234", "localhost:1235"], 1)
+    assert config == {"cluster": {"worker": ["localhost:1234", "localhost:1235"]},
+                      "task": {"type": "worker", "index": 1}}
+    assert distributed.parse_tf_config(json.dumps(config)) == (["localhost:1234",
+                                                                "localhost:1235"], 1)
+
+
+@pytest.mark.parametrize("workers, index, message", [
+    ([], 0, "non-empty list"),
+    ("localhost:1", 0, "non-empty list"),
+    (["localhost"], 0, "'host:port' string"),
+    (["localhost:1", "localhost:1"], 0, "distinct"),
+    (["localhost:1", "localhost:2"], 2, r"index must be an int in 0\.\.1"),
+    (["localhost:1"], True, "index must be an int"),
+])
+def test_tf_config_rejects_bad_clusters(workers, index, message):
+    with pytest.raises(ValueError, match=message):
+        distributed.tf_config(workers, index)
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "TF_CONFIG is not set"),
+    ("{not json", "TF_CONFIG must be JSON"),
+    ('{"cluster": {}}', "needs cluster.worker"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "only task_type"),
+])
+def test_parse_tf_config_says_what_is_wrong(text, message):
+    with pytest.raises(ValueError, match=message):
+        distributed.parse_tf_config(text)
+
+
+def test_free_ports_are_distinct_and_bindable():
+    ports = distributed.free_ports(3)
+    assert len(set(ports)) == 3 and all(1024 <= p <= 65535 for p in ports)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports[0]))
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        distributed.free_ports(0)
+
+
+def test_allreduce_bytes_is_the_ring_formula():
+    assert distributed.allreduce_bytes(5258, 1) == 0
+    assert distributed.allreduce_bytes(5258, 2) == 5258 * 4
+    assert distributed.allreduce_bytes(100_000_000, 8) == 700_000_000
+    assert distributed.allreduce_bytes(10, 4, bytes_per_value=2) == 30
+    for bad in ({"parameters": 0, "workers": 2}, {"parameters": 10, "workers": 0},
+                {"parameters": 10, "workers": 2, "bytes_per_value": 1.5}):
+        with pytest.raises(ValueError, match="must be an int >= 1"):
+            distributed.allreduce_bytes(**bad)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_ring_allreduce_sums_and_counts_the_bytes(n, rng):
+    vectors = [rng.normal(size=1001).astype(np.float32) for _ in range(n)]
+    results, sent = distributed.ring_allreduce(vectors)
+    for r in results:
+        np.testing.assert_allclose(r, sum(vectors), rtol=1e-5, atol=1e-5)
+    assert abs(np.mean(sent) - 2 * (n - 1) / n * 1001 * 4) <= 4
+    assert vectors[0] is not results[0]  # the inputs are not modified in place
+
+
+def test_ring_allreduce_rejects_ragged_input():
+    with pytest.raises(ValueError, match="1-D arrays of one length"):
+        distributed.ring_allreduce([np.zeros(3), np.zeros(4)])
+    with pytest.raises(ValueError, match="non-empty list"):
+        distributed.ring_allreduce([])
+
+
+def test_start_workers_rejects_bad_arguments_before_starting_anything(tmp_path):
+    for kwargs, message in [({"n": 0}, "n must be an int in 1..8"),
+                            ({"n": 2, "global_batch": 63}, "multiple of the number of workers"),
+                            ({"n": 2, "epochs": 0}, "epochs must be an int >= 1"),
+                            ({"n": 2, "learning_rate": 0.0}, "learning_rate must be > 0")]:
+        with pytest.raises(ValueError, match=message):
+            distributed.start_workers(out=tmp_path, **kwargs)
+    assert distributed.live_workers() == []
+
+
+def test_worker_without_tf_config_exits_with_a_clear_message(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    proc = subprocess.run([sys.executable, "-m", "edgelib.distributed", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2
+    assert "TF_CONFIG is not set" in proc.stderr
+
+
+def _sleeper(seconds=60):
+    return subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"],
+                            start_new_session=True)
+
+
+def test_a_failing_worker_stops_the_group(tmp_path):
+    failing = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"],
+                               start_new_session=True)
+    waiting = _sleeper()
+    group = distributed.WorkerGroup([failing, waiting], ["a:1", "a:2"], tmp_path, time.time())
+    with pytest.raises(distributed.DistributedError, match="a worker failed"):
+        group.wait(timeout=30)
+    assert failing.poll() == 3 and waiting.poll() is not None
+
+
+def test_a_hanging_group_is_stopped_at_the_timeout(tmp_path):
+    group = distributed.WorkerGroup([_sleeper(), _sleeper()], ["a:1", "a:2"], tmp_path,
+                                    time.time())
+    t0 = time.monotonic()
+    with pytest.raises(distributed.WorkerTimeout, match="did not finish within 0.5 s"):
+        group.wait(timeout=0.5)
+    assert time.monotonic() - t0 < 10
+    assert all(code is not None for code in group.stop())  # a second stop is harmless
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        group.wait(timeout=0)
+
+
+def test_two_workers_train_save_and_leave_nothing_behind(tmp_path, tf_ready):
+    from edgelib import models
+
+    with distributed.start_workers(2, tmp_path, epochs=2, global_batch=32, seed=0,
+                                   train_examples=128) as group:
+        assert len(distributed.live_workers()) >= 2
+        results = group.wait(timeout=240)
+    assert [p.poll() for p in group.processes] == [0, 0]
+    assert distributed.live_workers() == []
+    assert [r["index"] for r in results] == [0, 1]
+    assert all(r["replicas_in_sync"] == 2 and r["steps_per_epoch"] == 4 for r in results)
+    assert results[0]["loss"] == results[1]["loss"]  # metrics are all-reduced
+    assert len(results[0]["step_seconds"][1]) == 4 and results[0]["steady_step_seconds"] > 0
+    logs = group.logs()
+    assert "worker 0 (chief): TF_CONFIG read: task 0 of a cluster of 2 workers" in logs[0]
+    assert "saved the weights" in logs[0] and "saved the weights" not in logs[1]
+    model = distributed.load_weights(models.digits_cnn(), tmp_path)
+    assert model.count_params() == results[0]["parameters"]
+    with pytest.raises(ValueError, match="the model expects"):
+        distributed.load_weights(models.digits_cnn(filters=(4, 4)), tmp_path)
+    with pytest.raises(ValueError, match="found none"):
+        distributed.load_weights(models.digits_cnn(), tmp_path / "nowhere")
+
+
+def test_step_timer_needs_two_epochs(tf_ready):
+    timer = distributed.step_timer()
+    with pytest.raises(ValueError, match="at least 2 epochs"):
+        timer.steady_step()
