@@ -1,10 +1,11 @@
 """Model migration: knowledge distillation and few-shot transfer learning.
 
     from edgelib import distillation
-    p = distillation.soft_targets(logits, temperature=4.0)          # NumPy
-    loss = distillation.distillation_loss(teacher_logits, student_logits, 4.0)   # TensorFlow
-    d = distillation.Distiller(student, teacher, temperature=4.0, alpha=0.1)
+    p = distillation.soft_targets(logits, temperature=8.0)          # NumPy
+    loss = distillation.distillation_loss(teacher_logits, student_logits, 8.0)   # TensorFlow
+    d = distillation.Distiller(student, teacher, temperature=8.0, alpha=0.1)
     d.compile(keras.optimizers.Adam(1e-3)); d.fit(x, y, ...)       # custom train_step
+    student = distillation.distill_student(teacher, x_train, y_train, seed=0)
     blob = distillation.distilled_student_int8(teacher, x_train, y_train, representative)
 
     extractor = distillation.feature_extractor(kws_model)          # frozen, up to the pooling
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-TEMPERATURE = 4.0  # soft targets at T = 4 (Hinton et al. 2015 used 1..20)
+TEMPERATURE = 8.0  # soft targets at T = 8 (Hinton et al. 2015 used 1..20)
 ALPHA = 0.1  # weight of the hard-label cross-entropy; 1 - ALPHA on the soft targets
-STUDENT_FILTERS = (4, 8)  # the student digits CNN: 2,346 parameters, 1/15 of the teacher
+STUDENT_FILTERS = (8, 16)  # the student digits CNN: 5,258 parameters, 1/6.6 of the teacher
 
 
 class DistillationError(ValueError):
@@ -209,20 +210,30 @@ def student_cnn(filters=STUDENT_FILTERS):
     return models.digits_cnn(filters=filters)
 
 
-def distilled_student_int8(teacher, x_train, y_train, representative, seed: int = 0,
-                           epochs: int = 8, filters=STUDENT_FILTERS) -> bytes:
-    """A student CNN distilled from `teacher` (logits out) on (x_train, y_train),
-    then converted to full int8 with `representative`: the .tflite bytes
-    (the course benchmark's "distilled student int8" row)."""
-    from . import tflite
-
-    x_train, y_train = _xy(x_train, y_train, "x_train")
-    teacher_logits = teacher.predict(x_train, batch_size=256, verbose=0)
+def distill_student(teacher, x_train, y_train, seed: int = 0, epochs: int = 8,
+                    batch_size: int = 64, filters=STUDENT_FILTERS, teacher_logits=None):
+    """A fresh student CNN (`student_cnn(filters)`, initialized from `seed`) distilled
+    from `teacher` (logits out) on (x_train, y_train): chapter 12's recipe. The
+    teacher's logits are computed once (pass them as `teacher_logits` to reuse)."""
     import tf_keras as keras
 
+    x_train, y_train = _xy(x_train, y_train, "x_train")
+    if teacher_logits is None:
+        teacher_logits = teacher.predict(x_train, batch_size=256, verbose=0)
     keras.utils.set_random_seed(seed)
     student = student_cnn(filters)
-    train_student(student, x_train, y_train, teacher_logits, epochs=epochs, seed=seed)
+    return train_student(student, x_train, y_train, teacher_logits, epochs=epochs,
+                         batch_size=batch_size, seed=seed)
+
+
+def distilled_student_int8(teacher, x_train, y_train, representative, seed: int = 0,
+                           epochs: int = 8, filters=STUDENT_FILTERS) -> bytes:
+    """`distill_student(...)` converted to full int8 with `representative`: the
+    .tflite bytes (the course benchmark's "distilled student int8" row)."""
+    from . import tflite
+
+    student = distill_student(teacher, x_train, y_train, seed=seed, epochs=epochs,
+                              filters=filters)
     return tflite.convert(student, "int8", representative=representative)
 
 

@@ -96,6 +96,14 @@ def int8_mixed_variant(case: Case, seed: int) -> bytes:
     return convert_int8_mixed(case.model, case.representative)
 
 
+def distilled_student_variant(case: Case, seed: int) -> bytes:
+    """Chapter 12: a student CNN 1/6.6 of the teacher's size, distilled from it, int8."""
+    from edgelib import distillation
+
+    return distillation.distilled_student_int8(case.model, case.x_train, case.y_train,
+                                               case.representative, seed=seed)
+
+
 CASES = {"digits CNN (ch. 09)": digits_cnn_case,
          "smart-home commands Transformer (ch. 06)": command_classifier_case,
          "keyword spotter DS-CNN (ch. 13)": keyword_spotter_case}
@@ -103,7 +111,8 @@ CASES = {"digits CNN (ch. 09)": digits_cnn_case,
 # Extra rows of a case beside its four TFLite modes: label -> function(case, seed)
 # returning the .tflite bytes of a variant built from the case's trained model
 # and data (compression chapters add theirs here).
-VARIANTS = {"smart-home commands Transformer (ch. 06)": {"int8 mixed": int8_mixed_variant}}
+VARIANTS = {"smart-home commands Transformer (ch. 06)": {"int8 mixed": int8_mixed_variant},
+            "digits CNN (ch. 09)": {"distilled student int8": distilled_student_variant}}
 
 
 def measure(name, build, repeats, seed):
@@ -185,7 +194,7 @@ def markdown_table(results, cpu: str | None = None) -> str:
 
 MODE_STYLE = {"float32": ("o", "#1f77b4"), "dynamic": ("s", "#ff7f0e"),
               "float16": ("^", "#2ca02c"), "int8": ("D", "#d62728"),
-              "int8 mixed": ("P", "#9467bd")}
+              "int8 mixed": ("P", "#9467bd"), "distilled student int8": ("v", "#8c564b")}
 ACCURACY_SPAN = 10.0  # percentage points shown on every accuracy axis, at least
 
 
