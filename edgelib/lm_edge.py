@@ -176,6 +176,10 @@ def _block_weights(model, config: dict) -> dict:
     d = config["d_model"]
     for i in range(config["num_layers"]):
         block = model.get_layer(f"block{i + 1}")
+        if not block.pre_norm or block.activation != "relu":
+            raise LMEdgeError(f"the step model is written for pre-norm blocks with ReLU (the "
+                              f"chapter-07 model); block{i + 1} has pre_norm={block.pre_norm}, "
+                              f"activation={block.activation!r}")
         att = block.attention
         row = {}
         for name, dense in (("q", att._query_dense), ("k", att._key_dense),
