@@ -12,7 +12,8 @@ one assignment per chapter, `source/<chapter>/<chapter>.ipynb` copied from
 chapters/, and runs `nbgrader generate_assignment` on each: the student
 edition lands in `classroom/release/<chapter>/` with every solution region
 replaced by a stub, the outputs of solution cells cleared, hidden tests
-removed and checks locked. Everything else of the chapter is kept.
+removed and checks locked; the course's own cell metadata (the recorded
+wrong answers) is removed too. Everything else of the chapter is kept.
 
 Exercise cells follow nbgrader's conventions (schema version 3):
 - a solution cell (`nbgrader.solution`, a `grade_id`) holds placeholders
@@ -101,6 +102,15 @@ def nbgrader(course_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+def strip_course_metadata(path: Path) -> None:
+    """Remove the course's own cell metadata (the recorded wrong answers, which
+    can sit close to the solution) from a student notebook."""
+    notebook = json.loads(path.read_text())
+    for cell in notebook["cells"]:
+        cell.get("metadata", {}).pop("course", None)
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
 def build(books: list[Path], course_dir: Path = COURSE_DIR) -> dict[str, Path]:
     """Generate the student edition of `books`; return {chapter: release notebook path}."""
     prepare_course(course_dir)
@@ -115,6 +125,7 @@ def build(books: list[Path], course_dir: Path = COURSE_DIR) -> dict[str, Path]:
         shutil.copy(book, source / book.name)
         nbgrader(course_dir, "generate_assignment", assignment, "--force")
         released[assignment] = course_dir / "release" / assignment / book.name
+        strip_course_metadata(released[assignment])
     return released
 
 
