@@ -107,6 +107,16 @@ def test_kv_step_model_equals_full_recomputation(tiny, blobs, ids):
     assert cached.cache_bytes == lm_edge.kv_cache_bytes(2, 16, 16, 4) == 2 * 2 * 16 * 16 * 4
 
 
+def test_kv_step_model_refuses_other_blocks(tiny):
+    block = tiny.get_layer("block1")
+    block.activation = "gelu"
+    try:
+        with pytest.raises(lm_edge.LMEdgeError, match="ReLU"):
+            lm_edge.kv_step_model(tiny, TINY)
+    finally:
+        block.activation = "relu"
+
+
 def test_cached_generation_equals_recomputation(blobs):
     tok = lm.CharTokenizer.ascii()
     cached, edge = lm_edge.CachedLM(blobs["step"]), lm_edge.EdgeLM(blobs["float32"])
