@@ -127,13 +127,15 @@ def activation_ranges(q_model) -> dict[str, tuple[float, float]]:
     """The activation ranges a QAT model tracked, by layer: {layer name: (min, max)}
     of each quantize wrapper's output (and of the input quantizer). These are
     the ranges the converter turns into int8 scales and zero points."""
+    if not hasattr(q_model, "layers"):
+        raise QATError(f"expected a QAT Keras model, got {type(q_model).__name__}")
     ranges = {}
     for layer in q_model.layers:
         found = {}
         for w in layer.weights:
             short = w.name.split("/")[-1].split(":")[0]
-            if short in ("output_min", "output_max", "post_activation_min",
-                         "post_activation_max"):
+            if short.endswith(("_min", "_max")) and not short.startswith("kernel") and \
+                    np.size(w.numpy()) == 1:
                 found[short.split("_")[-1]] = float(w.numpy())
         if {"min", "max"} <= set(found):
             ranges[layer.name] = (found["min"], found["max"])

@@ -115,6 +115,29 @@ VARIANTS = {"smart-home commands Transformer (ch. 06)": {"int8 mixed": int8_mixe
             "digits CNN (ch. 09)": {"distilled student int8": distilled_student_variant}}
 
 
+def digits_cnn_small_case(seed: int) -> Case:
+    """Chapter 10: the digits CNN at 8 and 16 filters, 5 epochs."""
+    from edgelib import datasets, models
+
+    ds = datasets.load("digits")
+    x_train, x_test = ds.train.x[..., None], ds.test.x[..., None]
+    model = models.compile_classifier(models.digits_cnn(filters=(8, 16)))
+    model.fit(x_train, ds.train.y, epochs=5, batch_size=32, verbose=0)
+    return Case(model, x_train, ds.train.y, x_train[:200], x_test, ds.test.y)
+
+
+def qat_int8_variant(case: Case, seed: int) -> bytes:
+    """Chapter 10: quantization-aware fine-tuning (tfmot, 2 epochs), then int8."""
+    from edgelib import qat
+
+    q_model = qat.quantize_and_finetune(case.model, case.x_train, case.y_train, epochs=2)
+    return qat.convert_qat(q_model, case.representative)
+
+
+CASES["digits CNN 8-16 filters (ch. 10)"] = digits_cnn_small_case
+VARIANTS["digits CNN 8-16 filters (ch. 10)"] = {"QAT int8": qat_int8_variant}
+
+
 def measure(name, build, repeats, seed):
     import tf_keras as keras
 
