@@ -420,12 +420,17 @@ CLUSTER_EPOCHS = 1
 
 
 def pruned_int8(model, x_train, y_train, representative, target: float = PRUNE_TARGET,
-                epochs: int = PRUNE_EPOCHS) -> bytes:
+                epochs: int = PRUNE_EPOCHS, layers=None) -> bytes:
     """The "pruned int8" variant: prune (polynomial schedule to `target`),
-    strip, convert to full int8. Returns the .tflite bytes."""
+    strip, convert to full int8. Returns the .tflite bytes. `layers`: the
+    layers to prune; default every Conv2D, DepthwiseConv2D and Dense layer
+    but the first, which holds few weights and feeds every feature (chapter
+    11 keeps it dense)."""
     from . import tflite
 
-    pruned = prune(model, x_train, y_train, target=target, epochs=epochs)
+    if layers is None:
+        layers = [layer.name for layer in model.layers if type(layer).__name__ in PRUNABLE][1:]
+    pruned = prune(model, x_train, y_train, target=target, epochs=epochs, layers=layers)
     return tflite.convert(pruned, "int8", representative=representative)
 
 

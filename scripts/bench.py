@@ -104,6 +104,21 @@ def distilled_student_variant(case: Case, seed: int) -> bytes:
                                                case.representative, seed=seed)
 
 
+def pruned_int8_variant(case: Case, seed: int) -> bytes:
+    """Chapter 11: conv2 and logits 90 % pruned (polynomial schedule, 2 epochs), int8."""
+    from edgelib import compression
+
+    return compression.pruned_int8(case.model, case.x_train, case.y_train, case.representative)
+
+
+def clustered_int8_variant(case: Case, seed: int) -> bytes:
+    """Chapter 11: 16 weight clusters per kernel (1 epoch), then int8."""
+    from edgelib import compression
+
+    return compression.clustered_int8(case.model, case.x_train, case.y_train,
+                                      case.representative)
+
+
 CASES = {"digits CNN (ch. 09)": digits_cnn_case,
          "smart-home commands Transformer (ch. 06)": command_classifier_case,
          "keyword spotter DS-CNN (ch. 13)": keyword_spotter_case}
@@ -113,6 +128,9 @@ CASES = {"digits CNN (ch. 09)": digits_cnn_case,
 # and data (compression chapters add theirs here).
 VARIANTS = {"smart-home commands Transformer (ch. 06)": {"int8 mixed": int8_mixed_variant},
             "digits CNN (ch. 09)": {"distilled student int8": distilled_student_variant}}
+
+VARIANTS.setdefault("digits CNN (ch. 09)", {}).update(
+    {"pruned int8": pruned_int8_variant, "clustered int8": clustered_int8_variant})
 
 
 def digits_cnn_small_case(seed: int) -> Case:
@@ -218,6 +236,7 @@ def markdown_table(results, cpu: str | None = None) -> str:
 MODE_STYLE = {"float32": ("o", "#1f77b4"), "dynamic": ("s", "#ff7f0e"),
               "float16": ("^", "#2ca02c"), "int8": ("D", "#d62728"),
               "int8 mixed": ("P", "#9467bd"), "distilled student int8": ("v", "#8c564b")}
+MODE_STYLE.update({"pruned int8": ("X", "#e377c2"), "clustered int8": ("*", "#17becf")})
 ACCURACY_SPAN = 10.0  # percentage points shown on every accuracy axis, at least
 
 

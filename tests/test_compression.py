@@ -174,3 +174,17 @@ def test_preserving_qat_keeps_the_zeros(small, pruned):
     assert sparsity["conv2"] == compression.sparsity(pruned)["conv2"]
     with pytest.raises(CompressionError, match="keep must be one of sparsity, clusters"):
         compression.preserving_qat(pruned, x, y, keep="zeros")
+
+
+def test_bench_variants_prune_all_but_the_first_layer(small):
+    from edgelib import datasets
+
+    model, _, _ = small
+    ds = datasets.load("digits")
+    x, y = ds.train.x[:640, ..., None], ds.train.y[:640]
+    blob = compression.pruned_int8(model, x, y, x[:50])
+    sparsity = compression.tflite_sparsity(blob)
+    assert sparsity["conv_2d_1"] < 0.5  # the first layer stays dense
+    assert min(sparsity["conv_2d_2"], sparsity["fully_connected_1"]) >= 0.9 - 1e-3
+    clustered = compression.weight_tensors(compression.clustered_int8(model, x, y, x[:50]))
+    assert all(np.unique(w[c]).size <= 16 for w in clustered.values() for c in range(len(w)))
