@@ -13,6 +13,11 @@ Modules (import the one you need; none imports TensorFlow at import time):
     edgelib.runtime      the edge runtime wrapper (LiteRT, never imports TensorFlow)
     edgelib.serving      a model server (FastAPI + uvicorn, metrics), its client, a load tool
     edgelib.split        split computing: cut a model at layer k, encode the activation
+    edgelib.qat          quantization-aware training (fake quantization, tfmot QAT)
+    edgelib.compression  pruning, clustering, collaborative optimization, sparsity in a file
+    edgelib.distillation knowledge distillation and few-shot transfer learning
+    edgelib.distributed  multi-worker training on localhost, ring all-reduce
+    edgelib.lm_edge      the chapter-07 language model on LiteRT, KV cache, cascade
     edgelib.plots        figures shared by chapters (the edge-cloud map, curves)
     edgelib.checks       automatic checks for the exercises
 """

@@ -119,19 +119,6 @@ def clustered_int8_variant(case: Case, seed: int) -> bytes:
                                       case.representative)
 
 
-CASES = {"digits CNN (ch. 09)": digits_cnn_case,
-         "smart-home commands Transformer (ch. 06)": command_classifier_case,
-         "keyword spotter DS-CNN (ch. 13)": keyword_spotter_case}
-
-# Extra rows of a case beside its four TFLite modes: label -> function(case, seed)
-# returning the .tflite bytes of a variant built from the case's trained model
-# and data (compression chapters add theirs here).
-VARIANTS = {"smart-home commands Transformer (ch. 06)": {"int8 mixed": int8_mixed_variant},
-            "digits CNN (ch. 09)": {"distilled student int8": distilled_student_variant}}
-
-VARIANTS.setdefault("digits CNN (ch. 09)", {}).update(
-    {"pruned int8": pruned_int8_variant, "clustered int8": clustered_int8_variant})
-
 
 def digits_cnn_small_case(seed: int) -> Case:
     """Chapter 10: the digits CNN at 8 and 16 filters, 5 epochs."""
@@ -152,8 +139,19 @@ def qat_int8_variant(case: Case, seed: int) -> bytes:
     return qat.convert_qat(q_model, case.representative)
 
 
-CASES["digits CNN 8-16 filters (ch. 10)"] = digits_cnn_small_case
-VARIANTS["digits CNN 8-16 filters (ch. 10)"] = {"QAT int8": qat_int8_variant}
+CASES = {"digits CNN (ch. 09)": digits_cnn_case,
+         "digits CNN 8-16 filters (ch. 10)": digits_cnn_small_case,
+         "smart-home commands Transformer (ch. 06)": command_classifier_case,
+         "keyword spotter DS-CNN (ch. 13)": keyword_spotter_case}
+
+# Extra rows of a case beside its four TFLite modes: label -> function(case, seed)
+# returning the .tflite bytes of a variant built from the case's trained model
+# and data (the compression chapters 10-12 add theirs here).
+VARIANTS = {"digits CNN (ch. 09)": {"distilled student int8": distilled_student_variant,
+                                    "pruned int8": pruned_int8_variant,
+                                    "clustered int8": clustered_int8_variant},
+            "digits CNN 8-16 filters (ch. 10)": {"QAT int8": qat_int8_variant},
+            "smart-home commands Transformer (ch. 06)": {"int8 mixed": int8_mixed_variant}}
 
 
 def measure(name, build, repeats, seed):
@@ -196,7 +194,7 @@ def measure(name, build, repeats, seed):
 
 
 def print_table(results, cpu: str):
-    head = (f"{'model':<42}{'mode':<11}{'accuracy':>9}{'bytes':>10}{'x f32':>7}{'gzip':>10}"
+    head = (f"{'model':<42}{'mode':<24}{'accuracy':>9}{'bytes':>10}{'x f32':>7}{'gzip':>10}"
             f"{'p50 ms':>9}{'p90 ms':>9}{'p50 x f32':>10}{'io ms':>8}{'XNNPACK ops':>13}")
     print(f"CPU: {cpu}")
     print("latency: invoke() alone, 1 thread, batch 1; io: Python-side quantize/dequantize "
@@ -206,7 +204,7 @@ def print_table(results, cpu: str):
     for name, rows in results.items():
         ref = rows["float32"]
         for mode, r in rows.items():
-            print(f"{name:<42}{mode:<11}{r['accuracy']:>9.1%}{r['bytes']:>10,}"
+            print(f"{name:<42}{mode:<24}{r['accuracy']:>9.1%}{r['bytes']:>10,}"
                   f"{r['bytes'] / ref['bytes']:>7.2f}{r['gzip_bytes']:>10,}"
                   f"{r['p50_ms']:>9.3f}{r['p90_ms']:>9.3f}{r['p50_ms'] / ref['p50_ms']:>10.2f}"
                   f"{r['io_ms']:>8.3f}{r['delegated_ops']:>7}/{r['ops']:<5}")
@@ -228,15 +226,21 @@ def markdown_table(results, cpu: str | None = None) -> str:
     return (f"Last `make bench` on {cpu}; Python {platform.python_version()}, LiteRT, "
             "1 thread, batch 1. Latency is the interpreter's invoke() alone (p50 / p90 of "
             "interleaved runs after warm-up); the Python-side quantize + dequantize around it "
-            "is the last column, apart. int8 mixed: int8 weights, layer norm and attention "
-            "kept in float (`python scripts/bench.py --sweep` shows why).\n\n"
+            "is the last column, apart. Rows after the four modes are variants built from the "
+            "same trained model in the same run: int8 mixed (ch. 06: int8 weights, layer norm "
+            "and attention kept in float; `python scripts/bench.py --sweep` shows why), "
+            "distilled student int8 (ch. 12: a CNN of 8 and 16 filters distilled from this "
+            "teacher; 'x float32' compares it with the teacher), pruned int8 (ch. 11: conv2 and "
+            "logits 90 % pruned), clustered int8 (ch. 11: 16 weight clusters per kernel), "
+            "QAT int8 (ch. 10: quantization-aware fine-tuning).\n\n"
             + "\n".join(lines))
 
 
 MODE_STYLE = {"float32": ("o", "#1f77b4"), "dynamic": ("s", "#ff7f0e"),
               "float16": ("^", "#2ca02c"), "int8": ("D", "#d62728"),
-              "int8 mixed": ("P", "#9467bd"), "distilled student int8": ("v", "#8c564b")}
-MODE_STYLE.update({"pruned int8": ("X", "#e377c2"), "clustered int8": ("*", "#17becf")})
+              "int8 mixed": ("P", "#9467bd"), "distilled student int8": ("v", "#8c564b"),
+              "pruned int8": ("X", "#e377c2"), "clustered int8": ("*", "#17becf"),
+              "QAT int8": ("h", "#bcbd22")}
 ACCURACY_SPAN = 10.0  # percentage points shown on every accuracy axis, at least
 
 

@@ -11,12 +11,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Chapters written before the exercise cells carried nbgrader metadata; their
-# exercises still use bare solution markers. Converting them is open work:
-# this set may only shrink.
-NOT_YET_CONVERTED = {"03"}
-
-
 def _classroom():
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
@@ -26,8 +20,7 @@ def _classroom():
 
 
 classroom = _classroom()
-CONVERTED = [p for p in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
-             if p.name[:2] not in NOT_YET_CONVERTED]
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 
 
 def _meta(grade_id, **flags):
@@ -116,7 +109,7 @@ def test_build_refuses_a_chapter_without_exercise_cells(tmp_path):
         classroom.build([book], tmp_path / "course")
 
 
-@pytest.mark.parametrize("book", CONVERTED, ids=lambda p: p.name[:2])
+@pytest.mark.parametrize("book", CHAPTERS, ids=lambda p: p.name[:2])
 def test_exercises_are_nbgrader_cells(book):
     nb = json.loads(book.read_text())
     found = classroom.exercises(nb)
@@ -143,22 +136,13 @@ def test_exercises_are_nbgrader_cells(book):
                 f"{book.name} cell {i}: a check needs points and must be locked"
 
 
-@pytest.mark.skipif(not CONVERTED, reason="no chapter with nbgrader exercise cells yet")
-def test_student_edition_of_every_converted_chapter_keeps_no_solution(tmp_path):
-    released = classroom.build(CONVERTED, tmp_path / "course")
-    for book in CONVERTED:
+def test_student_edition_of_every_chapter_keeps_no_solution(tmp_path):
+    released = classroom.build(CHAPTERS, tmp_path / "course")
+    for book in CHAPTERS:
         student = json.loads(released[book.stem].read_text())
         assert _leaks(json.loads(book.read_text()), student) == [], book.name
         source_cells = json.loads(book.read_text())["cells"]
         assert len(student["cells"]) == len(source_cells), book.name
-
-
-def test_not_yet_converted_chapters_really_are_not():
-    for book in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")):
-        if book.name[:2] in NOT_YET_CONVERTED:
-            nb = json.loads(book.read_text())
-            assert not classroom.exercises(nb), \
-                f"{book.name} has nbgrader cells: remove it from NOT_YET_CONVERTED"
 
 
 def test_instructor_guide_table_is_current():
@@ -167,7 +151,6 @@ def test_instructor_guide_table_is_current():
         from readme_block import block
     finally:
         sys.path.pop(0)
-    books = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
     current = block(classroom.GUIDE.read_text(), "exercises").strip()
-    assert current == classroom.summary_table(books).strip(), \
+    assert current == classroom.summary_table(CHAPTERS).strip(), \
         "docs/instructor_guide.md is out of date: run python scripts/classroom.py --summary"
