@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Jupyter refuses to run as root unless told; containers often run as root.
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test lint unit notebooks seeds execute bench student classroom lock clean help
+.PHONY: lab test lint unit notebooks seeds execute bench student walk autograde classroom lock clean help
 
 help:
 	@echo "make lab        open the course in JupyterLab (creates .venv on first use)"
@@ -19,7 +19,9 @@ help:
 	@echo "make execute    re-execute every chapter in place (refresh stored outputs) and time it"
 	@echo "make bench      chapter models in every TFLite mode: accuracy, size, latency table + plot"
 	@echo "make student   the student edition of the chapters with nbgrader exercises (classroom/release/)"
-	@echo "make classroom every check fed the stub, a wrong answer and the solution; nbgrader autograde"
+	@echo "make walk      every exercise check fed the stub, a wrong answer and the solution"
+	@echo "make autograde nbgrader autograde: full marks for the solutions, zero for the student edition"
+	@echo "make classroom make walk and make autograde"
 	@echo "make lock       rewrite constraints.txt from the current .venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -63,9 +65,13 @@ bench: $(STAMP)
 student: $(STAMP)
 	$(BIN)/python scripts/classroom.py $(CHAPTERS)
 
-classroom: $(STAMP)
+walk: $(STAMP)
 	$(BIN)/python scripts/classroom.py --walk $(CHAPTERS)
+
+autograde: $(STAMP)
 	$(BIN)/python scripts/classroom.py --autograde $(CHAPTERS)
+
+classroom: walk autograde
 
 lock: $(STAMP)
 	@{ echo "# Every package of the course environment, pinned (pip constraints file)."; \
