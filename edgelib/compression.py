@@ -341,12 +341,7 @@ def builtin_edge_model(content: bytes, threads: int = 1):
     e.g. int8 kernels in sparse format, and to compare like with like)."""
     from .runtime import EdgeModel
 
-    model = EdgeModel.__new__(EdgeModel)
-    model.content = bytes(content)
-    model.interpreter = _interpreter(content, delegate=False, threads=threads)
-    model.input = model.interpreter.get_input_details()[0]
-    model.outputs = model.interpreter.get_output_details()
-    return model
+    return EdgeModel(content, threads=threads, delegate=False)
 
 
 def tflite_sparsity(content: bytes) -> dict[str, float]:
@@ -384,31 +379,14 @@ def convert_sparse(model, mode: str = "int8", representative=None,
     sparse encoding added (tf.lite.Optimize.EXPERIMENTAL_SPARSITY): kernels
     with enough zeros are stored in a compressed sparse format (indices and
     non-zero values) and a DENSIFY operator, or a sparse kernel, reads them."""
-    import tensorflow as tf
-
-    from .environment import quiet_native_stderr
-    from .tflite import _representative_array
+    from . import tflite
 
     if mode not in ("float32", "int8"):
         raise CompressionError(f"mode must be 'float32' or 'int8', got {mode!r}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    if mode == "int8":
-        if representative is None:
-            raise CompressionError("int8 conversion needs representative inputs (an array)")
-        samples = _representative_array(model, representative)[:calibration_steps]
-
-        def calibration():
-            for example in samples:
-                yield [example[None]]
-
-        converter.optimizations.append(tf.lite.Optimize.DEFAULT)
-        converter.representative_dataset = calibration
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    with quiet_native_stderr():
-        return converter.convert()
+    if mode == "int8" and representative is None:
+        raise CompressionError("int8 conversion needs representative inputs (an array)")
+    return tflite.convert(model, mode, representative=representative,
+                          calibration_steps=calibration_steps, sparse=True)
 
 
 # --- the benchmark's variants (scripts/bench.py) ------------------------------------

@@ -116,15 +116,21 @@ class EdgeModel:
     as on a device) and returns the float outputs stacked.
     """
 
-    def __init__(self, model: str | Path | bytes, threads: int = 1):
+    def __init__(self, model: str | Path | bytes, threads: int = 1, delegate: bool = True):
+        """`delegate=False` runs LiteRT's built-in kernels without the XNNPACK
+        delegate it applies by default (for files XNNPACK refuses, such as
+        sparse int8 kernels, or to compare like with like)."""
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be an int >= 1, got {threads!r}")
         self.content = read_model_bytes(model)
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        resolver = (OpResolverType.AUTO if delegate
+                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         with quiet_native_stderr():
             try:
-                self.interpreter = Interpreter(model_content=self.content, num_threads=threads)
+                self.interpreter = Interpreter(model_content=self.content, num_threads=threads,
+                                               experimental_op_resolver_type=resolver)
                 self.interpreter.allocate_tensors()
             except (ValueError, RuntimeError) as exc:
                 raise ModelFileError(f"LiteRT could not load the model: {exc}") from exc

@@ -97,8 +97,14 @@ def _representative_array(model, representative) -> np.ndarray:
     return raw.astype(dtype)
 
 
-def convert(model, mode: str = "float32", representative=None, calibration_steps: int = 200):
+def convert(model, mode: str = "float32", representative=None, calibration_steps: int = 200,
+            sparse: bool = False):
     """Convert a tf_keras model to TFLite flatbuffer bytes in the given mode.
+
+    `sparse=True` adds the converter's sparse encoding
+    (tf.lite.Optimize.EXPERIMENTAL_SPARSITY): kernels with enough zeros are
+    stored as indices plus non-zero values, read by a DENSIFY operator or a
+    sparse kernel (chapter 11).
 
     `representative`: an array of typical inputs (first axis = examples), used
     by "int8" to calibrate activation ranges; the first `calibration_steps`
@@ -118,8 +124,11 @@ def convert(model, mode: str = "float32", representative=None, calibration_steps
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if sparse else []
     if mode != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        optimizations.append(tf.lite.Optimize.DEFAULT)
+    if optimizations:
+        converter.optimizations = optimizations
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if mode == "int8":
