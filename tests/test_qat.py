@@ -67,7 +67,8 @@ def test_qat_end_to_end_ranges_reach_the_file(tiny_digits_model):
     y = datasets.load("digits").train.y[:len(x)]
     q_model = qat.quantize_and_finetune(model, x[:128], y[:128], epochs=1)
     ranges = qat.activation_ranges(q_model)
-    assert "quantize_layer" in ranges and len(ranges) == 4
+    # Keras numbers layer names per session (quantize_layer, quantize_layer_1, ...)
+    assert any(name.startswith("quantize_layer") for name in ranges) and len(ranges) == 4
     edge = EdgeModel(qat.convert_qat(q_model, x[:50]))
     scales = [float(t["scales"][0]) for t in edge.tensors()
               if t["dtype"] == "int8" and t["scales"].size == 1]
