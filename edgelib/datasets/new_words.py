@@ -15,11 +15,10 @@ from ._core import DATA_DIR, Dataset, DatasetError, Split, register
 from .speech_commands import (
     AUGMENT_SEED,
     NOISES,
-    PEAK_DB,
-    SNR_DB,
     _noise,
     _noise_bank,
     _read_store,
+    _speech_in_noise,
 )
 
 DATA_FILE = DATA_DIR / "speech_commands" / "new_words_espeak.npz"
@@ -37,14 +36,7 @@ def _clips(store: dict, split: str, copies: int, bank: dict) -> tuple[Split, dic
         for u in in_split:
             kind = NOISES[rng.integers(len(NOISES))]
             noise = _noise(kind, bank, rng)
-            start, length = store["starts"][u], store["lengths"][u]
-            speech = store["audio"][start : start + length]
-            peak = 10 ** (rng.uniform(*PEAK_DB) / 20)
-            offset = rng.integers(0, CLIP_SAMPLES - length + 1)
-            snr = rng.uniform(*SNR_DB)
-            rms = peak * np.sqrt(np.mean(speech**2))
-            clip = noise * np.float32(rms / 10 ** (snr / 20))
-            clip[offset : offset + length] += np.float32(peak) * speech
+            clip, snr = _speech_in_noise(store, u, noise, rng)
             xs.append(np.clip(clip, -1.0, 1.0).astype(np.float32))
             ys.append(int(store["word"][u]))
             info["speaker"].append(speakers[int(store["speaker"][u])])

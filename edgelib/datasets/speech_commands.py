@@ -93,6 +93,22 @@ def _noise(kind: str, bank: dict[str, np.ndarray], rng: np.random.Generator) -> 
     return signal[start : start + CLIP_SAMPLES]
 
 
+def _speech_in_noise(store: dict, u: int, noise: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Utterance `u` at a random loudness and offset in one second of `noise`
+    scaled to a random signal-to-noise ratio; returns the clip (not yet
+    clipped to [-1, 1]) and the ratio in dB."""
+    start, length = store["starts"][u], store["lengths"][u]
+    speech = store["audio"][start : start + length]
+    peak = 10 ** (rng.uniform(*PEAK_DB) / 20)
+    offset = rng.integers(0, CLIP_SAMPLES - length + 1)
+    snr = rng.uniform(*SNR_DB)
+    rms = peak * np.sqrt(np.mean(speech**2))
+    clip = noise * np.float32(rms / 10 ** (snr / 20))
+    clip[offset : offset + length] += np.float32(peak) * speech
+    return clip, float(snr)
+
+
 def _make_split(store: dict, split: str, copies: int, bank: dict) -> tuple[Split, dict]:
     """The clips of one split: every speaker says every class `copies` times."""
     words = [str(w) for w in store["words"]]
@@ -118,14 +134,7 @@ def _make_split(store: dict, split: str, copies: int, bank: dict) -> tuple[Split
                         u = unknown[copy % len(unknown)]
                     else:
                         u = by_key[(s, label)][0]
-                    start, length = store["starts"][u], store["lengths"][u]
-                    speech = store["audio"][start : start + length]
-                    peak = 10 ** (rng.uniform(*PEAK_DB) / 20)
-                    offset = rng.integers(0, CLIP_SAMPLES - length + 1)
-                    snr = rng.uniform(*SNR_DB)
-                    rms = peak * np.sqrt(np.mean(speech**2))
-                    clip = noise * np.float32(rms / 10 ** (snr / 20))
-                    clip[offset : offset + length] += np.float32(peak) * speech
+                    clip, snr = _speech_in_noise(store, u, noise, rng)
                     word = words[int(store["word"][u])]
                 xs.append(np.clip(clip, -1.0, 1.0).astype(np.float32))
                 ys.append(label)
