@@ -109,3 +109,49 @@ def train_keyword_spotter(model, x_train, y_train, validation=None, epochs: int 
         if on_epoch is not None:
             on_epoch(record)
     return history
+
+
+PRETRAINED_KWS = "pretrained/kws_ds_cnn.npz"  # under data/; written by scripts/pretrain_kws.py
+
+
+def save_pretrained_keyword_spotter(model, clip_range: tuple[float, float], path, **meta) -> None:
+    """Store a trained `ds_cnn()` (default shape) as plain arrays in an .npz:
+    its weights in `get_weights()` order, the feature clip range it was trained
+    with, and `meta` (numbers or strings: seed, epochs, test accuracy...)."""
+    weights = model.get_weights()
+    arrays = {f"weight_{i:02d}": w for i, w in enumerate(weights)}
+    np.savez_compressed(path, **arrays, clip_range=np.asarray(clip_range, np.float64),
+                        meta_keys=np.array(list(meta), dtype=str),
+                        meta_values=np.array([str(v) for v in meta.values()], dtype=str))
+
+
+def pretrained_keyword_spotter(path=None):
+    """The keyword spotter the course ships, trained with chapter 13's recipe
+    (`scripts/pretrain_kws.py`): returns (model, clip_range, meta).
+
+    `model` is `ds_cnn()` with the stored weights (softmax over the 12
+    classes of `speech_commands`); `clip_range` is what `audio.kws_features`
+    must clip to; `meta` is a dict of strings (seed, epochs, test accuracy...).
+    """
+    from pathlib import Path
+
+    from .datasets import DATA_DIR
+
+    path = Path(path) if path is not None else DATA_DIR / PRETRAINED_KWS
+    if not path.is_file():
+        raise FileNotFoundError(f"no pretrained keyword spotter at {path}; it ships with the "
+                                "course (data/pretrained/), or rebuild it with "
+                                "`.venv/bin/python scripts/pretrain_kws.py` (a minute on 2 cores)")
+    with np.load(path) as z:
+        names = sorted(k for k in z.files if k.startswith("weight_"))
+        weights = [z[k] for k in names]
+        clip_range = tuple(float(v) for v in z["clip_range"])
+        meta = dict(zip(z["meta_keys"].tolist(), z["meta_values"].tolist(), strict=True))
+    model = ds_cnn()
+    expected = [tuple(w.shape) for w in model.get_weights()]
+    found = [tuple(w.shape) for w in weights]
+    if expected != found:
+        raise ValueError(f"{path} does not hold a ds_cnn() with the default shape: expected "
+                         f"{len(expected)} arrays {expected}, found {len(found)} {found}")
+    model.set_weights(weights)
+    return model, clip_range, meta

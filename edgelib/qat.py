@@ -6,6 +6,7 @@ estimator, and the QAT recipe of chapter 10 with tfmot.
     g = qat.ste_gradient(x, -1.0, 3.0)        # 1 inside the (nudged) range, 0 outside
     q_model = qat.quantize_and_finetune(model, x_train, y_train)
     blob = qat.convert_qat(q_model, representative=x_train[:200])
+    q2 = qat.quantize(model, weight_bits=2); qat.calibrate(q2, model, x_train[:200])  # PTQ
 
 Fake quantization rounds a float tensor to the 2^bits levels of an integer
 grid and maps it back to float, so that training sees the int8 rounding while
@@ -80,8 +81,82 @@ def ste_gradient(x, rmin: float, rmax: float, num_bits: int = 8,
     return ((x >= nmin) & (x <= nmax)).astype(np.float32)
 
 
+def quantize(model, weight_bits: int = 8):
+    """Wrap a trained tf_keras model with fake-quant nodes (not trained yet).
+
+    weight_bits=8: `tfmot.quantization.keras.quantize_model`, the default
+    8-bit scheme (int8 weights, one scale per output channel for
+    convolutions; 8-bit activations). Fewer bits (2 to 7): tfmot's
+    experimental n-bit scheme (`DefaultNBitQuantizeScheme`) with b-bit
+    symmetric weights on the narrow grid -(2^(b-1) - 1) .. 2^(b-1) - 1 (per
+    channel for convolutions, per tensor for dense layers) and 8-bit
+    activations, the only activation width the TFLite converter takes. The
+    converter stores such weights as int8 that use only those levels.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    if type(model).__module__.split(".")[0] != "tf_keras":
+        raise QATError(f"quantize_model needs a tf_keras (Keras 2) model, got "
+                       f"{type(model).__module__}.{type(model).__name__}; build it with "
+                       "`import tf_keras as keras` after edgelib.setup()")
+    if isinstance(weight_bits, bool) or not isinstance(weight_bits, (int, np.integer)) or \
+            not 2 <= weight_bits <= 8:
+        raise QATError(f"weight_bits must be an int from 2 to 8, got {weight_bits!r}")
+    if weight_bits == 8:
+        return tfmot.quantization.keras.quantize_model(model)
+    n_bit = tfmot.quantization.keras.experimental.default_n_bit
+    scheme = n_bit.DefaultNBitQuantizeScheme(num_bits_weight=int(weight_bits),
+                                             num_bits_activation=8)
+    annotated = tfmot.quantization.keras.quantize_annotate_model(model)
+    with tfmot.quantization.keras.quantize_scope():
+        return tfmot.quantization.keras.quantize_apply(annotated, scheme=scheme)
+
+
+def calibrate(q_model, model, x) -> None:
+    """Post-training quantization inside Keras: set every range of `q_model`
+    (`quantize(model, ...)`, not trained) the way the TFLite converter
+    calibrates, in place. Weights: symmetric, +-max|w| per output channel
+    (convolutions) or per tensor, as tfmot's weight quantizers compute them.
+    Activations: the minimum and maximum (widened to contain 0) that the
+    float `model` produces on the calibration inputs `x`; the input: the
+    range of `x`. Converting the result gives the PTQ .tflite of that scheme.
+    """
+    import tf_keras as keras
+
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim < 2 or len(x) == 0:
+        raise QATError(f"x must be a non-empty batch of calibration inputs, got shape {x.shape}")
+    float_layers = {layer.name: layer for layer in model.layers}
+    outputs = {}
+    for layer in q_model.layers:
+        inner = getattr(layer, "layer", None)
+        for w in layer.weights:
+            short = w.name.split("/")[-1].split(":")[0]
+            if not short.endswith(("_min", "_max")):
+                continue
+            low = short.endswith("_min")
+            if inner is None:  # the input quantizer
+                w.assign(float(min(x.min(), 0.0)) if low else float(max(x.max(), 0.0)))
+                continue
+            if inner.name not in float_layers:
+                raise QATError(f"{inner.name} of the QAT model is not a layer of the float model")
+            source = float_layers[inner.name]
+            if short[:-4] in ("kernel", "depthwise_kernel"):
+                kernel = getattr(source, short[:-4]).numpy()
+                axes = tuple(range(kernel.ndim - 1)) if w.shape.rank else None
+                bound = np.abs(kernel).max(axis=axes)
+                w.assign(np.reshape(-bound if low else bound, w.shape))
+            else:
+                if inner.name not in outputs:
+                    probe = keras.Model(model.inputs, source.output)
+                    outputs[inner.name] = probe.predict(x, batch_size=256, verbose=0)
+                out = outputs[inner.name]
+                w.assign(float(min(out.min(), 0.0)) if low else float(max(out.max(), 0.0)))
+
+
 def quantize_and_finetune(model, x_train, y_train, epochs: int = 2, batch_size: int = 32,
-                          learning_rate: float = 1e-3, validation=None):
+                          learning_rate: float = 1e-3, validation=None, weight_bits: int = 8,
+                          cosine_decay: bool = False):
     """QAT with tfmot: wrap a trained tf_keras model with fake-quant nodes
     (`tfmot.quantization.keras.quantize_model`, the default 8-bit scheme: int8
     weights per output channel for convolutions, activation ranges tracked as
@@ -89,24 +164,27 @@ def quantize_and_finetune(model, x_train, y_train, epochs: int = 2, batch_size: 
     (Adam, cross-entropy on logits) and fine-tune it for `epochs`. Returns the
     QAT model (still a float Keras model; `convert_qat` makes the int8 file).
 
-    The model must be Sequential or functional, built from layers tfmot
-    supports (Conv2D, DepthwiseConv2D, Dense, BatchNormalization, ReLU, pooling...).
+    `weight_bits` < 8 uses the low-bit scheme of `quantize`; `cosine_decay`
+    lowers the learning rate to 0 along a cosine over the fine-tuning, so it
+    ends on small steps. The model must be Sequential or functional, built
+    from layers tfmot supports (Conv2D, DepthwiseConv2D, Dense,
+    BatchNormalization, ReLU, pooling...).
     """
-    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
 
     from .models import compile_classifier
 
-    if type(model).__module__.split(".")[0] != "tf_keras":
-        raise QATError(f"quantize_model needs a tf_keras (Keras 2) model, got "
-                       f"{type(model).__module__}.{type(model).__name__}; build it with "
-                       "`import tf_keras as keras` after edgelib.setup()")
     x_train, y_train = np.asarray(x_train), np.asarray(y_train)
     if len(x_train) != len(y_train):
         raise QATError(f"x_train has {len(x_train)} examples but y_train has {len(y_train)}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise QATError(f"epochs must be an int >= 1, got {epochs!r}")
-    q_model = tfmot.quantization.keras.quantize_model(model)
-    compile_classifier(q_model, learning_rate)
+    q_model = quantize(model, weight_bits)
+    rate = learning_rate
+    if cosine_decay:
+        steps = epochs * int(np.ceil(len(x_train) / batch_size))
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    compile_classifier(q_model, rate)
     q_model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0,
                 validation_data=validation)
     return q_model

@@ -3,6 +3,7 @@
     from edgelib import tflite
     blob = tflite.convert(model, "int8", representative=x_train[:200])
     tflite.sizes(blob)             # {'bytes': ..., 'gzip_bytes': ...}
+    tflite.stored_constants(blob)  # how the file stores each weight: INT8, INT4, ...
 
 Modes (the four of TFLite post-training quantization):
 - "float32": no quantization.
@@ -159,6 +160,31 @@ def sizes(content: bytes) -> dict[str, int]:
     compression a download or a flash image would gain (e.g. from pruning)."""
     return {"bytes": len(content), "gzip_bytes": len(gzip.compress(content, compresslevel=9))}
 
+
+
+def stored_constants(content: bytes) -> dict[str, dict]:
+    """The constant tensors (weights, biases) as the file stores them:
+    {name: {"type": "INT8" | "INT4" | "INT32" | ..., "shape": (...), "bytes": n}},
+    read from the flatbuffer itself. The interpreter's view can differ: LiteRT
+    unpacks INT4 kernels (two weights per byte in the file) to int8 when it
+    loads the model, so `EdgeModel.tensors()` shows them as int8."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    if not isinstance(content, (bytes, bytearray)) or len(content) < 8:
+        raise ConversionError(f"expected the bytes of a .tflite file, got {type(content).__name__}")
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    with quiet_native_stderr():
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    found = {}
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            data = model.buffers[tensor.buffer].data
+            if data is not None and len(data):
+                name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name
+                found[name] = {"type": names.get(tensor.type, str(tensor.type)),
+                               "shape": tuple(int(d) for d in tensor.shape), "bytes": len(data)}
+    return found
 
 # Operators the int8 Transformer leaves to LiteRT's built-in int8 kernels
 # (XNNPACK does not take them: layer norm's SQUARED_DIFFERENCE, RSQRT, SUB;

@@ -118,7 +118,7 @@ def test_build_refuses_a_chapter_without_exercise_cells(tmp_path):
         classroom.build([book], tmp_path / "course")
 
 
-@pytest.mark.parametrize("book", CHAPTERS, ids=lambda p: p.name[:2])
+@pytest.mark.parametrize("book", CHAPTERS, ids=lambda p: p.stem)
 def test_exercises_are_nbgrader_cells(book):
     nb = json.loads(book.read_text())
     found = classroom.exercises(nb)

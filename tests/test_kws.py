@@ -89,3 +89,28 @@ def test_calibration_sample_keeps_the_extremes(rng):
         calibration_sample(x, n=10, extremes=6)
     with pytest.raises(ValueError, match="non-empty"):
         calibration_sample(np.zeros((0, 3)))
+
+
+def test_pretrained_keyword_spotter_round_trip_and_errors(tf_ready, tmp_path):
+    from edgelib import models
+
+    model = models.ds_cnn()
+    path = tmp_path / "spotter.npz"
+    models.save_pretrained_keyword_spotter(model, (-3.5, 4.25), path, seed=7, epochs=6)
+    loaded, clip_range, meta = models.pretrained_keyword_spotter(path)
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert clip_range == (-3.5, 4.25) and meta == {"seed": "7", "epochs": "6"}
+    with pytest.raises(FileNotFoundError, match="pretrain_kws.py"):
+        models.pretrained_keyword_spotter(tmp_path / "missing.npz")
+    models.save_pretrained_keyword_spotter(models.ds_cnn(channels=8), (0.0, 1.0), path)
+    with pytest.raises(ValueError, match="default shape"):
+        models.pretrained_keyword_spotter(path)
+
+
+def test_the_shipped_keyword_spotter_loads(tf_ready):
+    from edgelib import models
+
+    model, (low, high), meta = models.pretrained_keyword_spotter()
+    assert model.output_shape == (None, 12) and low < high
+    assert float(meta["test_accuracy"]) >= 0.88 and meta["epochs"] == str(models.DS_CNN_EPOCHS)
