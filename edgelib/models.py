@@ -5,6 +5,8 @@ Import after `edgelib.setup()`, which selects Keras 2 before TensorFlow loads.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -114,24 +116,38 @@ def train_keyword_spotter(model, x_train, y_train, validation=None, epochs: int 
 PRETRAINED_KWS = "pretrained/kws_ds_cnn.npz"  # under data/; written by scripts/pretrain_kws.py
 
 
-def save_pretrained_keyword_spotter(model, clip_range: tuple[float, float], path, **meta) -> None:
+class Pretrained(NamedTuple):
+    model: object  # the tf_keras model
+    clip_range: tuple[float, float]  # what audio.kws_features must clip to
+    calibration: np.ndarray  # indices of the training clips of its int8 calibration sample
+    meta: dict  # strings: seed, epochs, test accuracy, recipe
+
+
+def save_pretrained_keyword_spotter(model, clip_range: tuple[float, float], path,
+                                    calibration=(), **meta) -> None:
     """Store a trained `ds_cnn()` (default shape) as plain arrays in an .npz:
     its weights in `get_weights()` order, the feature clip range it was trained
-    with, and `meta` (numbers or strings: seed, epochs, test accuracy...)."""
+    with, the indices of its calibration clips in the training split, and
+    `meta` (numbers or strings: seed, epochs, test accuracy...)."""
     weights = model.get_weights()
     arrays = {f"weight_{i:02d}": w for i, w in enumerate(weights)}
     np.savez_compressed(path, **arrays, clip_range=np.asarray(clip_range, np.float64),
+                        calibration=np.asarray(calibration, np.int64),
                         meta_keys=np.array(list(meta), dtype=str),
                         meta_values=np.array([str(v) for v in meta.values()], dtype=str))
 
 
 def pretrained_keyword_spotter(path=None):
     """The keyword spotter the course ships, trained with chapter 13's recipe
-    (`scripts/pretrain_kws.py`): returns (model, clip_range, meta).
+    (`scripts/pretrain_kws.py`): a `Pretrained` (model, clip_range,
+    calibration, meta).
 
     `model` is `ds_cnn()` with the stored weights (softmax over the 12
     classes of `speech_commands`); `clip_range` is what `audio.kws_features`
-    must clip to; `meta` is a dict of strings (seed, epochs, test accuracy...).
+    must clip to; `calibration` holds the indices, in the training split, of
+    the clips of its int8 calibration sample (`quantization.calibration_sample`
+    of the training features: it covers their whole range); `meta` is a dict
+    of strings (seed, epochs, test accuracy...).
     """
     from pathlib import Path
 
@@ -146,6 +162,7 @@ def pretrained_keyword_spotter(path=None):
         names = sorted(k for k in z.files if k.startswith("weight_"))
         weights = [z[k] for k in names]
         clip_range = tuple(float(v) for v in z["clip_range"])
+        calibration = z["calibration"] if "calibration" in z.files else np.zeros(0, np.int64)
         meta = dict(zip(z["meta_keys"].tolist(), z["meta_values"].tolist(), strict=True))
     model = ds_cnn()
     expected = [tuple(w.shape) for w in model.get_weights()]
@@ -154,4 +171,4 @@ def pretrained_keyword_spotter(path=None):
         raise ValueError(f"{path} does not hold a ds_cnn() with the default shape: expected "
                          f"{len(expected)} arrays {expected}, found {len(found)} {found}")
     model.set_weights(weights)
-    return model, clip_range, meta
+    return Pretrained(model, clip_range, calibration, meta)

@@ -76,6 +76,12 @@ def calibration_sample(x, n: int = 200, extremes: int = 20) -> np.ndarray:
     everything the training data holds; the rest are evenly spaced.
     """
     x = np.asarray(x)
+    return x[calibration_indices(x, n, extremes)]
+
+
+def calibration_indices(x, n: int = 200, extremes: int = 20) -> np.ndarray:
+    """The sorted indices into `x` of `calibration_sample(x, n, extremes)`."""
+    x = np.asarray(x)
     if x.ndim < 1 or len(x) == 0:
         raise ValueError(f"expected a non-empty batch of examples, got shape {x.shape}")
     if not 0 <= 2 * extremes <= n:
@@ -84,7 +90,7 @@ def calibration_sample(x, n: int = 200, extremes: int = 20) -> np.ndarray:
     picked = np.concatenate([np.argsort(flat.min(axis=1))[:extremes],
                              np.argsort(flat.max(axis=1))[-extremes:] if extremes else []])
     step = max(1, -(-len(x) // max(1, n - 2 * extremes)))  # ceil: at most n - 2 extremes
-    return x[np.union1d(picked.astype(int), np.arange(0, len(x), step))]
+    return np.union1d(picked.astype(int), np.arange(0, len(x), step))
 
 
 # --- integer-only inference: requantizing the int32 accumulator ------------------

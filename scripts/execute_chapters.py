@@ -68,12 +68,15 @@ def execute(path: Path, timeout: int = 600) -> float:
     return elapsed
 
 
-def with_timings(text: str, times: dict[str, float]) -> str:
+def with_timings(text: str, times: dict[str, float], existing: set[str] | None = None) -> str:
     """`text` with the table between the timing markers updated by `times`.
 
-    Rows of notebooks not in `times` keep their previous figure.
+    Rows of notebooks not in `times` keep their previous figure; rows of
+    notebooks not in `existing` (when given) are dropped.
     """
     rows = dict(re.findall(r"^\| `([^`]+)` \| ([^|]+) \|$", block(text, "timings"), re.M))
+    if existing is not None:
+        rows = {name: row for name, row in rows.items() if name in existing}
     rows.update({name: f"{seconds:.0f} s" for name, seconds in times.items()})
     cpu = f"{platform.machine()}, Python {platform.python_version()}"
     table = ["| notebook | time to execute (2 cores, " + cpu + ") |", "|---|---|"]
@@ -94,7 +97,8 @@ def main(prefixes: list[str]) -> None:
         times[path.name] = seconds
         print(f"{path.name:<45} {seconds:6.1f} s", flush=True)
     if update_readme:
-        README.write_text(with_timings(README.read_text(), times))
+        existing = {p.name for p in CHAPTERS.glob("*.ipynb")}
+        README.write_text(with_timings(README.read_text(), times, existing))
 
 
 if __name__ == "__main__":

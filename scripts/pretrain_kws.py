@@ -27,7 +27,7 @@ def main() -> None:
     import numpy as np
     import tf_keras as keras
 
-    from edgelib import audio, datasets, models
+    from edgelib import audio, datasets, models, quantization
 
     out = args.out or datasets.DATA_DIR / models.PRETRAINED_KWS
     start = time.perf_counter()
@@ -43,7 +43,8 @@ def main() -> None:
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     models.save_pretrained_keyword_spotter(
-        model, clip_range, out, seed=args.seed, epochs=models.DS_CNN_EPOCHS,
+        model, clip_range, out, calibration=quantization.calibration_indices(x_train, n=200),
+        seed=args.seed, epochs=models.DS_CNN_EPOCHS,
         test_accuracy=f"{accuracy:.4f}", recipe="scripts/pretrain_kws.py (chapter 13's)")
     print(f"test accuracy {accuracy:.1%} on {len(kws.test.y)} clips of unseen voices; "
           f"wrote {out} in {time.perf_counter() - start:.0f} s")

@@ -51,3 +51,11 @@ def test_volatile_metadata_is_found_and_stripped():
     assert len(execute_chapters.volatile_metadata(notebook)) == 2
     execute_chapters.strip_volatile_metadata(notebook)
     assert execute_chapters.volatile_metadata(notebook) == []
+
+
+def test_rows_of_notebooks_gone_are_dropped():
+    text = execute_chapters.with_timings(f"{START}\n{END}", {"00_a.ipynb": 10, "01_b.ipynb": 20})
+    out = execute_chapters.with_timings(text, {"02_c.ipynb": 5}, existing={"00_a.ipynb",
+                                                                            "02_c.ipynb"})
+    assert "`00_a.ipynb` | 10 s" in out and "`02_c.ipynb` | 5 s" in out
+    assert "01_b.ipynb" not in out

@@ -5,7 +5,7 @@ import pytest
 
 from edgelib import audio
 from edgelib.audio import AudioError
-from edgelib.quantization import calibration_sample
+from edgelib.quantization import calibration_indices, calibration_sample
 
 
 def _clips(rng, n=3):
@@ -85,6 +85,7 @@ def test_calibration_sample_keeps_the_extremes(rng):
     sample = calibration_sample(x, n=100, extremes=10)
     assert len(sample) <= 100 and sample.min() == -50.0 and sample.max() == 60.0
     assert len(calibration_sample(x[:30], n=100)) == 30  # fewer examples than n: all of them
+    np.testing.assert_array_equal(x[calibration_indices(x, n=100, extremes=10)], sample)
     with pytest.raises(ValueError, match="extremes"):
         calibration_sample(x, n=10, extremes=6)
     with pytest.raises(ValueError, match="non-empty"):
@@ -96,8 +97,10 @@ def test_pretrained_keyword_spotter_round_trip_and_errors(tf_ready, tmp_path):
 
     model = models.ds_cnn()
     path = tmp_path / "spotter.npz"
-    models.save_pretrained_keyword_spotter(model, (-3.5, 4.25), path, seed=7, epochs=6)
-    loaded, clip_range, meta = models.pretrained_keyword_spotter(path)
+    models.save_pretrained_keyword_spotter(model, (-3.5, 4.25), path, calibration=[3, 1, 4],
+                                           seed=7, epochs=6)
+    loaded, clip_range, calibration, meta = models.pretrained_keyword_spotter(path)
+    assert calibration.tolist() == [3, 1, 4]
     for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert clip_range == (-3.5, 4.25) and meta == {"seed": "7", "epochs": "6"}
@@ -111,6 +114,7 @@ def test_pretrained_keyword_spotter_round_trip_and_errors(tf_ready, tmp_path):
 def test_the_shipped_keyword_spotter_loads(tf_ready):
     from edgelib import models
 
-    model, (low, high), meta = models.pretrained_keyword_spotter()
+    model, (low, high), calibration, meta = models.pretrained_keyword_spotter()
     assert model.output_shape == (None, 12) and low < high
+    assert 100 <= len(calibration) <= 200 and len(set(calibration.tolist())) == len(calibration)
     assert float(meta["test_accuracy"]) >= 0.88 and meta["epochs"] == str(models.DS_CNN_EPOCHS)

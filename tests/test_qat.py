@@ -77,3 +77,52 @@ def test_qat_end_to_end_ranges_reach_the_file(tiny_digits_model):
         assert any(abs(s - f) <= 1e-6 * s for f in scales)
     keras_pred = q_model.predict(x[:64], verbose=0).argmax(1)
     assert np.mean(edge.predict(x[:64]).argmax(1) == keras_pred) >= 0.9
+
+
+def test_low_bit_ptq_calibration_and_qat_reach_the_file(tiny_digits_model):
+    from edgelib import compression, datasets, tflite
+    from edgelib.runtime import EdgeModel
+
+    model, x = tiny_digits_model
+    y = datasets.load("digits").train.y[:len(x)]
+    ptq = qat.quantize(model, weight_bits=3)
+    qat.calibrate(ptq, model, x[:100])
+    kernel = model.get_layer("conv2").kernel.numpy()
+    found = {w.name.split("/")[-1].split(":")[0]: w.numpy()
+             for w in ptq.get_layer("quant_conv2").weights}
+    np.testing.assert_allclose(found["kernel_max"], np.abs(kernel).max(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(found["kernel_min"], -found["kernel_max"])
+    relu_out = tf_keras_model_output(model, "conv2", x[:100])
+    assert found["post_activation_min"] == 0.0
+    assert abs(found["post_activation_max"] - relu_out.max()) <= 1e-5 * relu_out.max()
+    blob = qat.convert_qat(ptq, x[:50])
+    stored = tflite.stored_constants(blob)
+    kernels = [v for v in stored.values() if len(v["shape"]) >= 2]
+    assert len(kernels) == 3
+    assert all(v["type"] == "INT4" and v["bytes"] == -(-int(np.prod(v["shape"])) // 2)
+               for v in kernels)
+    unpacked = compression.weight_tensors(blob)  # as the interpreter holds them
+    assert all(w.dtype == np.int8 and np.unique(w).size <= 7 for w in unpacked.values())
+    assert EdgeModel(blob).predict(x[:8]).shape == (8, 10)
+    tuned = qat.quantize_and_finetune(model, x[:128], y[:128], epochs=1, weight_bits=3,
+                                      cosine_decay=True)
+    assert tuned.optimizer.learning_rate(0) > tuned.optimizer.learning_rate(3)
+    assert all(v["type"] == "INT8" for v in tflite.stored_constants(
+        tflite.convert(model, "int8", representative=x[:50])).values() if len(v["shape"]) >= 2)
+
+
+def tf_keras_model_output(model, layer: str, x):
+    import tf_keras as keras
+
+    return keras.Model(model.inputs, model.get_layer(layer).output).predict(x, verbose=0)
+
+
+def test_low_bit_helpers_refuse_bad_input(tiny_digits_model):
+    model, x = tiny_digits_model
+    for bits in (1, 9, 2.5, True):
+        with pytest.raises(qat.QATError, match="weight_bits"):
+            qat.quantize(model, weight_bits=bits)
+    with pytest.raises(qat.QATError, match="tf_keras"):
+        qat.quantize(object())
+    with pytest.raises(qat.QATError, match="calibration inputs"):
+        qat.calibrate(qat.quantize(model, 3), model, np.zeros((0, 28, 28, 1)))
