@@ -120,15 +120,42 @@ def clustered_int8_variant(case: Case, seed: int) -> bytes:
 
 
 
-def digits_cnn_small_case(seed: int) -> Case:
-    """Chapter 10: the digits CNN at 8 and 16 filters, 5 epochs."""
+def _small_digits_case(filters: tuple[int, int]) -> Case:
     from edgelib import datasets, models
 
     ds = datasets.load("digits")
     x_train, x_test = ds.train.x[..., None], ds.test.x[..., None]
-    model = models.compile_classifier(models.digits_cnn(filters=(8, 16)))
+    model = models.compile_classifier(models.digits_cnn(filters=filters))
     model.fit(x_train, ds.train.y, epochs=5, batch_size=32, verbose=0)
     return Case(model, x_train, ds.train.y, x_train[:200], x_test, ds.test.y)
+
+
+def digits_cnn_small_case(seed: int) -> Case:
+    """Chapter 10: the digits CNN at 8 and 16 filters, 5 epochs."""
+    return _small_digits_case((8, 16))
+
+
+def digits_cnn_tiny_case(seed: int) -> Case:
+    """Chapter 10, section 5: the digits CNN at 4 and 8 filters, 5 epochs."""
+    return _small_digits_case((4, 8))
+
+
+def ptq_3bit_variant(case: Case, seed: int) -> bytes:
+    """Chapter 10: 3-bit weights (tfmot's n-bit scheme) calibrated after training, no training."""
+    from edgelib import qat
+
+    q_model = qat.quantize(case.model, weight_bits=3)
+    qat.calibrate(q_model, case.model, case.representative)
+    return qat.convert_qat(q_model, case.representative)
+
+
+def qat_3bit_variant(case: Case, seed: int) -> bytes:
+    """Chapter 10: 3-bit weights, quantization-aware fine-tuning (6 epochs, cosine decay)."""
+    from edgelib import qat
+
+    q_model = qat.quantize_and_finetune(case.model, case.x_train, case.y_train, epochs=6,
+                                        weight_bits=3, cosine_decay=True)
+    return qat.convert_qat(q_model, case.representative)
 
 
 def qat_int8_variant(case: Case, seed: int) -> bytes:
@@ -141,6 +168,7 @@ def qat_int8_variant(case: Case, seed: int) -> bytes:
 
 CASES = {"digits CNN (ch. 09)": digits_cnn_case,
          "digits CNN 8-16 filters (ch. 10)": digits_cnn_small_case,
+         "digits CNN 4-8 filters (ch. 10)": digits_cnn_tiny_case,
          "smart-home commands Transformer (ch. 06)": command_classifier_case,
          "keyword spotter DS-CNN (ch. 13)": keyword_spotter_case}
 
@@ -151,6 +179,8 @@ VARIANTS = {"digits CNN (ch. 09)": {"distilled student int8": distilled_student_
                                     "pruned int8": pruned_int8_variant,
                                     "clustered int8": clustered_int8_variant},
             "digits CNN 8-16 filters (ch. 10)": {"QAT int8": qat_int8_variant},
+            "digits CNN 4-8 filters (ch. 10)": {"PTQ 3-bit": ptq_3bit_variant,
+                                                "QAT 3-bit": qat_3bit_variant},
             "smart-home commands Transformer (ch. 06)": {"int8 mixed": int8_mixed_variant}}
 
 
@@ -232,7 +262,9 @@ def markdown_table(results, cpu: str | None = None) -> str:
             "distilled student int8 (ch. 12: a CNN of 8 and 16 filters distilled from this "
             "teacher; 'x float32' compares it with the teacher), pruned int8 (ch. 11: conv2 and "
             "logits 90 % pruned), clustered int8 (ch. 11: 16 weight clusters per kernel), "
-            "QAT int8 (ch. 10: quantization-aware fine-tuning).\n\n"
+            "QAT int8 (ch. 10: quantization-aware fine-tuning), PTQ 3-bit and QAT 3-bit "
+            "(ch. 10: 3-bit weights, stored as INT4, calibrated after training or "
+            "fine-tuned under quantization).\n\n"
             + "\n".join(lines))
 
 

@@ -319,7 +319,7 @@ def main(argv: list[str]) -> None:
             books = [b for b in chapter_paths(argv) if exercises(json.loads(b.read_text()))]
             for book in books:
                 for line in walk(book):
-                    print(f"{book.name[:2]} {line}", flush=True)
+                    print(f"{book.stem} {line}", flush=True)
             return
         released = build(chapter_paths(argv))
     except ClassroomError as error:
