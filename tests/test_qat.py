@@ -106,7 +106,7 @@ def test_low_bit_ptq_calibration_and_qat_reach_the_file(tiny_digits_model):
     assert EdgeModel(blob).predict(x[:8]).shape == (8, 10)
     tuned = qat.quantize_and_finetune(model, x[:128], y[:128], epochs=1, weight_bits=3,
                                       cosine_decay=True)
-    assert tuned.optimizer.learning_rate(0) > tuned.optimizer.learning_rate(3)
+    assert float(tuned.optimizer.learning_rate.numpy()) < 0.5e-3  # decayed from 1e-3
     assert all(v["type"] == "INT8" for v in tflite.stored_constants(
         tflite.convert(model, "int8", representative=x[:50])).values() if len(v["shape"]) >= 2)
 
