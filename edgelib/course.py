@@ -30,7 +30,7 @@ CHAPTERS = (
     Chapter(9, "TFLite and post-training quantization", "To the edge", ("edge device",)),
     Chapter(10, "Quantization-aware training", "To the edge", ("cloud", "edge device")),
     Chapter(11, "Pruning and clustering", "To the edge", ("cloud", "edge device")),
-    Chapter(12, "Knowledge distillation", "To the edge", ("cloud", "edge device")),
+    Chapter(12, "Distillation and transfer learning", "To the edge", ("cloud", "edge device")),
     Chapter(13, "On-device inference", "To the edge", ("data source", "edge device")),
     Chapter(14, "A model as a service", "Edge and cloud", ("edge server", "cloud")),
     Chapter(15, "Split computing", "Edge and cloud", ("edge device", "edge server")),
