@@ -175,7 +175,7 @@ def _xy(x, y, what: str = "x") -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_student(student, x, y, teacher_logits=None, temperature: float = TEMPERATURE,
-                  alpha: float = ALPHA, epochs: int = 8, batch_size: int = 32,
+                  alpha: float = ALPHA, epochs: int = STUDENT_EPOCHS, batch_size: int = 32,
                   learning_rate: float = 1e-3, seed: int = 0):
     """Train `student` (logits out) for `epochs` over (x, y), in place; returns it.
 

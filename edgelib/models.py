@@ -162,7 +162,7 @@ def pretrained_keyword_spotter(path=None):
         names = sorted(k for k in z.files if k.startswith("weight_"))
         weights = [z[k] for k in names]
         clip_range = tuple(float(v) for v in z["clip_range"])
-        calibration = z["calibration"] if "calibration" in z.files else np.zeros(0, np.int64)
+        calibration = z["calibration"]
         meta = dict(zip(z["meta_keys"].tolist(), z["meta_values"].tolist(), strict=True))
     model = ds_cnn()
     expected = [tuple(w.shape) for w in model.get_weights()]

@@ -24,6 +24,11 @@ class QATError(ValueError):
     """Bad arguments to a QAT helper; the message says what was expected."""
 
 
+def _short_name(variable) -> str:
+    """A quantizer variable's own name: ".../quant_conv2/kernel_min:0" -> "kernel_min"."""
+    return variable.name.split("/")[-1].split(":")[0]
+
+
 def _range(rmin, rmax, num_bits: int, narrow_range: bool) -> tuple[float, float, int, int]:
     for name, v in (("rmin", rmin), ("rmax", rmax)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or \
@@ -131,7 +136,7 @@ def calibrate(q_model, model, x) -> None:
     for layer in q_model.layers:
         inner = getattr(layer, "layer", None)
         for w in layer.weights:
-            short = w.name.split("/")[-1].split(":")[0]
+            short = _short_name(w)
             if not short.endswith(("_min", "_max")):
                 continue
             low = short.endswith("_min")
@@ -211,7 +216,7 @@ def activation_ranges(q_model) -> dict[str, tuple[float, float]]:
     for layer in q_model.layers:
         found = {}
         for w in layer.weights:
-            short = w.name.split("/")[-1].split(":")[0]
+            short = _short_name(w)
             if short.endswith(("_min", "_max")) and not short.startswith("kernel") and \
                     np.size(w.numpy()) == 1:
                 found[short.split("_")[-1]] = float(w.numpy())

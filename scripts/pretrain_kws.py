@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import edgelib
 
@@ -39,8 +40,6 @@ def main() -> None:
     model = models.ds_cnn()
     models.train_keyword_spotter(model, x_train, kws.train.y, seed=args.seed)
     accuracy = float(np.mean(model.predict(x_test, verbose=0).argmax(1) == kws.test.y))
-    from pathlib import Path
-
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     models.save_pretrained_keyword_spotter(
         model, clip_range, out, calibration=quantization.calibration_indices(x_train, n=200),
