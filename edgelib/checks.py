@@ -8,12 +8,20 @@
 `claim` is how a chapter asserts what a measured figure supports: the figure
 itself (training, timing, round-off) is shown in a cell whose output is not
 compared by nbval, and the claim prints the same tick on every CPU and for
-every seed, or stops the notebook with the figures that broke it.
+every seed, or stops the notebook with the figures that broke it. When the
+environment variable EDGE_CLAIM_LOG names a file, every claim is also
+appended to it as a JSON line (statement, figures, held): the seed sweep,
+`scripts/sweep_seeds.py`, tabulates them.
 """
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
+
+CLAIM_LOG_VARIABLE = "EDGE_CLAIM_LOG"
 
 
 class ExerciseCheckFailed(AssertionError):
@@ -33,6 +41,10 @@ def claim(condition: bool, statement: str, figures: str = "") -> None:
     if not isinstance(condition, bool | np.bool_):
         raise TypeError(f"claim needs a bool condition, got {type(condition).__name__} "
                         f"for {statement!r}")
+    if log := os.environ.get(CLAIM_LOG_VARIABLE):
+        with open(log, "a", encoding="utf-8") as file:
+            file.write(json.dumps({"statement": statement, "figures": figures,
+                                   "held": bool(condition)}, ensure_ascii=False) + "\n")
     if not condition:
         raise ClaimFailed(f"claim failed: {statement}" + (f" ({figures})" if figures else ""))
     print(f"✓ {statement}")

@@ -3,9 +3,9 @@
     python scripts/classroom.py [NN ...]          # or: make student [CHAPTERS="10 11"]
     python scripts/classroom.py --walk [NN ...]  # prove every check rejects stub and wrong answer
     python scripts/classroom.py --autograde [NN ...]  # nbgrader autograde: full and zero marks
+    python scripts/classroom.py --classroom [NN ...]  # both, sharing one execution (CI's way)
     python scripts/classroom.py --summary        # exercises and points per chapter, written
                                                  # into docs/instructor_guide.md
-                                                 # (make classroom runs both)
 
 Makes an nbgrader course directory (default classroom/, git-ignored) with
 one assignment per chapter, `source/<chapter>/<chapter>.ipynb` copied from
@@ -14,6 +14,15 @@ edition lands in `classroom/release/<chapter>/` with every solution region
 replaced by a stub, the outputs of solution cells cleared, hidden tests
 removed and checks locked; the course's own cell metadata (the recorded
 wrong answers) is removed too. Everything else of the chapter is kept.
+
+`--autograde` has nbgrader execute both submissions of every chapter (the
+source notebook, full marks; the untouched student edition, zero): the full
+proof, two executions per chapter. `--classroom` proves the same with one
+execution less: the walk runs in one process while nbgrader autogrades the
+untouched student editions in another (two chapters at a time on two
+cores), and the notebook the walk executed, with the solutions in place, is
+then the solution's submission: nbgrader grades its outputs as they are
+(its ClearOutput and Execute steps switched off).
 
 Exercise cells follow nbgrader's conventions (schema version 3):
 - a solution cell (`nbgrader.solution`, a `grade_id`) holds placeholders
@@ -138,13 +147,16 @@ def with_region(source: str, replacement: str) -> str:
     return SOLUTION.sub(lambda _: replacement.rstrip("\n"), source, count=1)
 
 
-def walk(book: Path, timeout: int = 600) -> list[str]:
+def walk(book: Path, timeout: int = 600, save_to: Path | None = None) -> list[str]:
     """Run `book` top to bottom in one kernel; at each exercise run its checks
     three times: after the stub nbgrader gives students, after the solution
     cell's `course.wrong_answer`, and after the real solution. Each check must
     fail with the course's ExerciseCheckFailed on the stub, at least one must
-    fail so on the wrong answer, and all must pass on the solution.
+    fail so on the wrong answer, and all must pass on the solution; every
+    other cell must run without error (so every claim holds).
 
+    `save_to`: write the executed notebook there, each cell with the outputs
+    of its last run (the solution and the checks that passed on it).
     Returns one line per exercise; raises ClassroomError at the first breach.
     """
     import nbformat
@@ -158,9 +170,12 @@ def walk(book: Path, timeout: int = 600) -> list[str]:
     checks = {i for e in found.values() for i in e["checks"]}
 
     def run(source: str, index: int):
-        """None if the code ran, else (exception name, message)."""
+        """None if the code ran, else (exception name, message). The cell of the
+        notebook at `index` keeps the outputs when it is `source` (its own code)."""
+        cell = notebook.cells[index]
+        target = cell if source == cell.source else nbformat.v4.new_code_cell(source)
         try:
-            client.execute_cell(nbformat.v4.new_code_cell(source), index)
+            client.execute_cell(target, index)
         except CellExecutionError as error:
             return error.ename, error.evalue
         return None
@@ -179,10 +194,10 @@ def walk(book: Path, timeout: int = 600) -> list[str]:
             wrong = cell.metadata.get("course", {}).get("wrong_answer")
             if not wrong:
                 raise ClassroomError(f"{book.name} {name}: no course.wrong_answer")
-            check_sources = [notebook.cells[i].source for i in exercise["checks"]]
+            check_cells = [(i, notebook.cells[i].source) for i in exercise["checks"]]
             for label, answer in (("stub", STUB), ("wrong answer", wrong)):
                 run(with_region(cell.source, answer), index)  # may raise: the stub does
-                failures = [run(source, index) for source in check_sources]
+                failures = [run(source, i) for i, source in check_cells]
                 crashes = [f for f in failures if f and f[0] != CHECK_FAILED]
                 if crashes:
                     raise ClassroomError(f"{book.name} {name}: on the {label} a check crashes "
@@ -193,12 +208,15 @@ def walk(book: Path, timeout: int = 600) -> list[str]:
                     raise ClassroomError(f"{book.name} {name}: the checks accept the {label}")
             if (failed := run(cell.source, index)) is not None:
                 raise ClassroomError(f"{book.name} {name}: the solution fails: {failed}")
-            for source in check_sources:
-                if (failed := run(source, index)) is not None:
+            for i, source in check_cells:
+                if (failed := run(source, i)) is not None:
                     raise ClassroomError(f"{book.name} {name}: a check rejects the solution: "
                                          f"{failed}")
             first = next(f for f in failures if f)[1].splitlines()[0]
             report.append(f"{name}: stub and wrong answer rejected ({first[:70]})")
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, save_to)
     return report
 
 
@@ -249,58 +267,118 @@ def error_of(cell) -> tuple[str, str] | None:
     return None
 
 
+def submit(course_dir: Path, assignment: str, student: str, notebook: Path,
+           execute: bool = True) -> None:
+    """Hand in `notebook` as `student`'s submission and have nbgrader autograde it.
+
+    execute=False: nbgrader grades the outputs the notebook already holds (its
+    ClearOutput and Execute steps off), for a notebook the walk has just run.
+    """
+    folder = course_dir / "submitted" / student / assignment
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copy(notebook, folder / notebook.name)
+    flags = () if execute else ("--ClearOutput.enabled=False", "--Execute.enabled=False")
+    nbgrader(course_dir, "autograde", assignment, "--student", student, "--force", *flags)
+
+
+def verify_grades(course_dir: Path, book: Path) -> str:
+    """Full marks for the solution, zero for the untouched student edition; one
+    report line, or ClassroomError."""
+    assignment = book.stem
+    full = graded_scores(course_dir, assignment, "solution")
+    zero = graded_scores(course_dir, assignment, "untouched")
+    auto = {name: top for name, (_, top, is_auto) in full.items() if is_auto}
+    short = [name for name in auto if full[name][0] != auto[name]]
+    if short:
+        raise ClassroomError(f"{assignment}: the solution does not get full marks on {short}")
+    given = [name for name in auto if zero[name][0] != 0]
+    if given:
+        raise ClassroomError(f"{assignment}: the untouched student edition scores on {given}")
+    solved = json.loads((course_dir / "autograded" / "solution" / assignment /
+                         book.name).read_text())
+    failed = [i for i, cell in enumerate(solved["cells"]) if error_of(cell)]
+    if failed:
+        cell = failed[0]
+        raise ClassroomError(f"{assignment}: with the solutions, cell {cell} fails: "
+                             f"{error_of(solved['cells'][cell])}")
+    graded = json.loads((course_dir / "autograded" / "untouched" / assignment /
+                         book.name).read_text())
+    first = min(e["answer"] for e in exercises(graded))
+    early = [i for i, cell in enumerate(graded["cells"][:first]) if error_of(cell)]
+    if early:
+        cell = early[0]
+        raise ClassroomError(f"{assignment}: the student edition fails before its first "
+                             f"exercise, in cell {cell}: {error_of(graded['cells'][cell])}")
+    for cell in graded["cells"]:
+        meta = grader(cell)
+        if meta.get("grade") and not meta.get("solution"):
+            failure = error_of(cell)
+            if failure is None or failure[0] != CHECK_FAILED:
+                raise ClassroomError(f"{assignment} {meta['grade_id']}: on the stub the check "
+                                     f"does not fail with its own message: {failure}")
+    manual = len(full) - len(auto)
+    return (f"{assignment}: {len(auto)} checks, {sum(auto.values()):g} points; "
+            f"solution {sum(full[n][0] for n in auto):g}, untouched "
+            f"{sum(zero[n][0] for n in auto):g}; {manual} written answer(s) graded by hand")
+
+
 def autograde(books: list[Path], course_dir: Path = COURSE_DIR) -> list[str]:
-    """Autograde two submissions of every chapter with nbgrader itself: the
-    source notebook (every autograded check must get full points) and the
-    student edition untouched (every check zero points, each failing with the
-    course's ExerciseCheckFailed, and no error before the first exercise).
+    """Autograde two submissions of every chapter with nbgrader itself, each
+    executed by nbgrader: the source notebook (every autograded check must get
+    full points, and no cell may fail) and the student edition untouched
+    (every check zero points, each failing with the course's
+    ExerciseCheckFailed, and no error before the first exercise).
 
     Returns one line per chapter; raises ClassroomError on the first breach.
     """
     released = build(books, course_dir)
     report = []
     for book in books:
-        assignment = book.stem
-        for student in SUBMISSIONS:
-            folder = course_dir / "submitted" / student / assignment
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            shutil.copy(book if student == "solution" else released[assignment], folder / book.name)
-            nbgrader(course_dir, "autograde", assignment, "--student", student, "--force")
-        full = graded_scores(course_dir, assignment, "solution")
-        zero = graded_scores(course_dir, assignment, "untouched")
-        auto = {name: top for name, (_, top, is_auto) in full.items() if is_auto}
-        short = [name for name in auto if full[name][0] != auto[name]]
-        if short:
-            raise ClassroomError(f"{assignment}: the solution does not get full marks on {short}")
-        given = [name for name in auto if zero[name][0] != 0]
-        if given:
-            raise ClassroomError(f"{assignment}: the untouched student edition scores on {given}")
-        graded = json.loads((course_dir / "autograded" / "untouched" / assignment /
-                             book.name).read_text())
-        first = min(e["answer"] for e in exercises(graded))
-        early = [i for i, cell in enumerate(graded["cells"][:first]) if error_of(cell)]
-        if early:
-            cell = early[0]
-            raise ClassroomError(f"{assignment}: the student edition fails before its first "
-                                 f"exercise, in cell {cell}: {error_of(graded['cells'][cell])}")
-        for cell in graded["cells"]:
-            meta = grader(cell)
-            if meta.get("grade") and not meta.get("solution"):
-                failure = error_of(cell)
-                if failure is None or failure[0] != CHECK_FAILED:
-                    raise ClassroomError(f"{assignment} {meta['grade_id']}: on the stub the check "
-                                         f"does not fail with its own message: {failure}")
-        manual = len(full) - len(auto)
-        report.append(f"{assignment}: {len(auto)} checks, {sum(auto.values()):g} points; "
-                      f"solution {sum(full[n][0] for n in auto):g}, untouched "
-                      f"{sum(zero[n][0] for n in auto):g}; {manual} written answer(s) graded "
-                      "by hand")
+        submit(course_dir, book.stem, "solution", book)
+        submit(course_dir, book.stem, "untouched", released[book.stem])
+        report.append(verify_grades(course_dir, book))
+    return report
+
+
+def classroom(books: list[Path], course_dir: Path = COURSE_DIR,
+              log=lambda line: print(line, flush=True)) -> list[str]:
+    """The walk and the autograde with one execution per chapter fewer than both
+    apart: the walk (every exercise: stub, wrong answer, solution) runs while
+    nbgrader executes and grades the untouched student editions; then nbgrader
+    grades the notebooks the walk executed as the solutions' submissions.
+
+    Returns the walk's and the autograde's lines; raises ClassroomError.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    released = build(books, course_dir)
+    walked = {book.stem: course_dir / "walked" / book.stem / book.name for book in books}
+
+    def walk_all() -> list[str]:
+        lines = []
+        for book in books:
+            lines += [f"{book.stem} {line}" for line in walk(book, save_to=walked[book.stem])]
+            log(f"walked {book.stem}")
+        return lines
+
+    def grade_untouched() -> None:
+        for book in books:
+            submit(course_dir, book.stem, "untouched", released[book.stem])
+            log(f"autograded the untouched student edition of {book.stem}")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        walking, grading = pool.submit(walk_all), pool.submit(grade_untouched)
+        report = walking.result()
+        grading.result()
+    for book in books:
+        submit(course_dir, book.stem, "solution", walked[book.stem], execute=False)
+        report.append(verify_grades(course_dir, book))
     return report
 
 
 def main(argv: list[str]) -> None:
-    walking, grading = "--walk" in argv, "--autograde" in argv
+    walking, grading, both = "--walk" in argv, "--autograde" in argv, "--classroom" in argv
     if "--summary" in argv:
         from readme_block import replace_block
 
@@ -308,8 +386,13 @@ def main(argv: list[str]) -> None:
                                        summary_table(chapter_paths([]))))
         print(f"exercise table written to {GUIDE.relative_to(ROOT)}")
         return
-    argv = [a for a in argv if a not in ("--walk", "--autograde")]
+    argv = [a for a in argv if a not in ("--walk", "--autograde", "--classroom")]
     try:
+        if both:
+            books = [b for b in chapter_paths(argv) if exercises(json.loads(b.read_text()))]
+            for line in classroom(books):
+                print(line, flush=True)
+            return
         if grading:
             books = [b for b in chapter_paths(argv) if exercises(json.loads(b.read_text()))]
             for line in autograde(books):

@@ -163,3 +163,23 @@ def test_instructor_guide_table_is_current():
     current = block(classroom.GUIDE.read_text(), "exercises").strip()
     assert current == classroom.summary_table(CHAPTERS).strip(), \
         "docs/instructor_guide.md is out of date: run python scripts/classroom.py --summary"
+
+
+def test_classroom_walks_and_grades_with_one_execution_less(tmp_path):
+    book = tmp_path / "99_toy.ipynb"
+    _toy_notebook(book)
+    lines = classroom.classroom([book], tmp_path / "course", log=lambda line: None)
+    assert lines[0].startswith("99_toy ex1-answer: stub and wrong answer rejected")
+    assert lines[1] == ("99_toy: 1 checks, 1 points; solution 1, untouched 0; 1 written "
+                        "answer(s) graded by hand")
+    walked = json.loads((tmp_path / "course" / "walked" / "99_toy" / book.name).read_text())
+    assert "".join(walked["cells"][2]["outputs"][0]["text"]).startswith("✓ an answer is given")
+    # nbgrader graded those outputs as they were: a failed check in them costs its points
+    walked["cells"][2]["outputs"] = [v4.new_output("error", ename="ExerciseCheckFailed",
+                                                   evalue="not yet", traceback=[])]
+    edited = tmp_path / "edited" / book.name
+    edited.parent.mkdir()
+    edited.write_text(json.dumps(walked))
+    classroom.submit(tmp_path / "course", "99_toy", "solution", edited, execute=False)
+    with pytest.raises(classroom.ClassroomError, match="does not get full marks"):
+        classroom.verify_grades(tmp_path / "course", book)
