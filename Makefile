@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 # Jupyter refuses to run as root unless told; containers often run as root.
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test lint unit notebooks seeds execute bench student walk autograde classroom lock clean help
+.PHONY: lab test lint unit notebooks portable seeds sweep execute bench student walk autograde \
+        classroom release lock clean help
 
 help:
 	@echo "make lab        open the course in JupyterLab (creates .venv on first use)"
@@ -15,13 +16,16 @@ help:
 	@echo "make lint       ruff on edgelib, tests, scripts and notebooks"
 	@echo "make unit       unit tests of edgelib only"
 	@echo "make notebooks  nbval over chapters/ only"
+	@echo "make portable   nbval over chapters/ on the second kernel path (no AVX-512 code)"
 	@echo "make seeds      nbval over chapters/ once per seed in SEEDS (default: 1 2)"
+	@echo "make sweep      run chapters for every seed in SEEDS and tabulate each claim's figures"
 	@echo "make execute    re-execute every chapter in place (refresh stored outputs) and time it"
 	@echo "make bench      chapter models in every TFLite mode: accuracy, size, latency table + plot"
 	@echo "make student   the student edition of the chapters with nbgrader exercises (classroom/release/)"
 	@echo "make walk      every exercise check fed the stub, a wrong answer and the solution"
 	@echo "make autograde nbgrader autograde: full marks for the solutions, zero for the student edition"
-	@echo "make classroom make walk and make autograde"
+	@echo "make classroom the walk and the autograde sharing one execution (what CI runs)"
+	@echo "make release   before a release: make seeds SEEDS=\"1 2 3 4 5\", make autograde, make bench"
 	@echo "make lock       rewrite constraints.txt from the current .venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -33,18 +37,31 @@ $(STAMP): pyproject.toml constraints.txt
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(LAB_FLAGS) chapters/00_start_here.ipynb
 
+# Tests run JOBS at a time (pytest-xdist); a notebook stays in one worker.
+JOBS ?= 2
+XDIST := -n $(JOBS) --dist loadfile
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest $(XDIST) tests
 
 notebooks: $(STAMP)
-	$(BIN)/python -m pytest chapters
+	$(BIN)/python -m pytest $(XDIST) chapters
+
+# The second kernel path: TensorFlow's oneDNN, OpenBLAS and NumPy held to the
+# code a CPU without AVX-512 runs, so that matmul and convolution round
+# differently (TensorFlow calls oneDNN's sgemm even with TF_ENABLE_ONEDNN_OPTS=0).
+# Compared outputs must not change and every claim must hold.
+PORTABLE_ENV := ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell \
+	NPY_DISABLE_CPU_FEATURES="AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"
+portable: $(STAMP)
+	env $(PORTABLE_ENV) $(BIN)/python -m pytest $(XDIST) chapters
 
 # The seed sweep: every chapter under nbval with each course seed in SEEDS.
 # The notebooks' own assertions must hold, and the compared outputs must not
@@ -53,8 +70,13 @@ SEEDS ?= 1 2
 seeds: $(STAMP)
 	@for seed in $(SEEDS); do \
 	  echo "== seed sweep: EDGE_SEED=$$seed"; \
-	  EDGE_SEED=$$seed $(BIN)/python -m pytest chapters || exit 1; \
+	  EDGE_SEED=$$seed $(BIN)/python -m pytest $(XDIST) chapters || exit 1; \
 	done
+
+# Claims, seed by seed: artifacts/sweep/claims.md (PORTABLE=1: second kernel path).
+sweep: $(STAMP)
+	$(if $(PORTABLE),env $(PORTABLE_ENV)) $(BIN)/python scripts/sweep_seeds.py \
+	  --jobs $(JOBS) --seeds $(SEEDS) $(CHAPTERS)
 
 execute: $(STAMP)
 	$(BIN)/python scripts/execute_chapters.py $(CHAPTERS)
@@ -71,7 +93,15 @@ walk: $(STAMP)
 autograde: $(STAMP)
 	$(BIN)/python scripts/classroom.py --autograde $(CHAPTERS)
 
-classroom: walk autograde
+classroom: $(STAMP)
+	$(BIN)/python scripts/classroom.py --classroom $(CHAPTERS)
+
+# Before a release: every chapter with seeds 1-5 under nbval, nbgrader
+# executing both submissions of every chapter, the benchmark.
+release: $(STAMP)
+	$(MAKE) seeds SEEDS="1 2 3 4 5"
+	$(MAKE) autograde
+	$(MAKE) bench
 
 lock: $(STAMP)
 	@{ echo "# Every package of the course environment, pinned (pip constraints file)."; \
