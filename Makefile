@@ -94,7 +94,8 @@ autograde: $(STAMP)
 	$(BIN)/python scripts/classroom.py --autograde $(CHAPTERS)
 
 classroom: $(STAMP)
-	$(BIN)/python scripts/classroom.py --classroom $(CHAPTERS)
+	$(BIN)/python scripts/classroom.py --classroom \
+	  $(if $(UNTOUCHED_PART),--untouched-part=$(UNTOUCHED_PART)) $(CHAPTERS)
 
 # Before a release: every chapter with seeds 1-5 under nbval, nbgrader
 # executing both submissions of every chapter, the benchmark.

@@ -3,7 +3,9 @@
     python scripts/classroom.py [NN ...]          # or: make student [CHAPTERS="10 11"]
     python scripts/classroom.py --walk [NN ...]  # prove every check rejects stub and wrong answer
     python scripts/classroom.py --autograde [NN ...]  # nbgrader autograde: full and zero marks
-    python scripts/classroom.py --classroom [NN ...]  # both, sharing one execution (CI's way)
+    python scripts/classroom.py --classroom [--untouched-part=K/N] [NN ...]
+                                  # both, sharing one execution (CI's way); the untouched
+                                  # student edition graded for part K of N of the chapters
     python scripts/classroom.py --summary        # exercises and points per chapter, written
                                                  # into docs/instructor_guide.md
 
@@ -18,11 +20,13 @@ wrong answers) is removed too. Everything else of the chapter is kept.
 `--autograde` has nbgrader execute both submissions of every chapter (the
 source notebook, full marks; the untouched student edition, zero): the full
 proof, two executions per chapter. `--classroom` proves the same with one
-execution less: the walk runs in one process while nbgrader autogrades the
-untouched student editions in another (two chapters at a time on two
-cores), and the notebook the walk executed, with the solutions in place, is
-then the solution's submission: nbgrader grades its outputs as they are
-(its ClearOutput and Execute steps switched off).
+execution less: two workers walk the chapters and have nbgrader autograde
+the untouched student editions (two notebooks at a time on two cores), and
+the notebook the walk executed, with the solutions in place, is then the
+solution's submission: nbgrader grades its outputs as they are (its
+ClearOutput and Execute steps switched off). `--untouched-part=K/N` grades
+the untouched student edition of every N-th chapter only, from the K-th
+(CI takes a part that changes with the commit).
 
 Exercise cells follow nbgrader's conventions (schema version 3):
 - a solution cell (`nbgrader.solution`, a `grade_id`) holds placeholders
@@ -282,19 +286,15 @@ def submit(course_dir: Path, assignment: str, student: str, notebook: Path,
     nbgrader(course_dir, "autograde", assignment, "--student", student, "--force", *flags)
 
 
-def verify_grades(course_dir: Path, book: Path) -> str:
-    """Full marks for the solution, zero for the untouched student edition; one
-    report line, or ClassroomError."""
+def verify_grades(course_dir: Path, book: Path, untouched: bool = True) -> str:
+    """Full marks for the solution and (if `untouched`) zero for the untouched
+    student edition; one report line, or ClassroomError."""
     assignment = book.stem
     full = graded_scores(course_dir, assignment, "solution")
-    zero = graded_scores(course_dir, assignment, "untouched")
     auto = {name: top for name, (_, top, is_auto) in full.items() if is_auto}
     short = [name for name in auto if full[name][0] != auto[name]]
     if short:
         raise ClassroomError(f"{assignment}: the solution does not get full marks on {short}")
-    given = [name for name in auto if zero[name][0] != 0]
-    if given:
-        raise ClassroomError(f"{assignment}: the untouched student edition scores on {given}")
     solved = json.loads((course_dir / "autograded" / "solution" / assignment /
                          book.name).read_text())
     failed = [i for i, cell in enumerate(solved["cells"]) if error_of(cell)]
@@ -302,6 +302,15 @@ def verify_grades(course_dir: Path, book: Path) -> str:
         cell = failed[0]
         raise ClassroomError(f"{assignment}: with the solutions, cell {cell} fails: "
                              f"{error_of(solved['cells'][cell])}")
+    manual = len(full) - len(auto)
+    line = (f"{assignment}: {len(auto)} checks, {sum(auto.values()):g} points; "
+            f"solution {sum(full[n][0] for n in auto):g}")
+    if not untouched:
+        return line + f"; {manual} written answer(s) graded by hand"
+    zero = graded_scores(course_dir, assignment, "untouched")
+    given = [name for name in auto if zero[name][0] != 0]
+    if given:
+        raise ClassroomError(f"{assignment}: the untouched student edition scores on {given}")
     graded = json.loads((course_dir / "autograded" / "untouched" / assignment /
                          book.name).read_text())
     first = min(e["answer"] for e in exercises(graded))
@@ -317,10 +326,8 @@ def verify_grades(course_dir: Path, book: Path) -> str:
             if failure is None or failure[0] != CHECK_FAILED:
                 raise ClassroomError(f"{assignment} {meta['grade_id']}: on the stub the check "
                                      f"does not fail with its own message: {failure}")
-    manual = len(full) - len(auto)
-    return (f"{assignment}: {len(auto)} checks, {sum(auto.values()):g} points; "
-            f"solution {sum(full[n][0] for n in auto):g}, untouched "
-            f"{sum(zero[n][0] for n in auto):g}; {manual} written answer(s) graded by hand")
+    return line + (f", untouched {sum(zero[n][0] for n in auto):g}; {manual} written "
+                   "answer(s) graded by hand")
 
 
 def autograde(books: list[Path], course_dir: Path = COURSE_DIR) -> list[str]:
@@ -341,40 +348,64 @@ def autograde(books: list[Path], course_dir: Path = COURSE_DIR) -> list[str]:
     return report
 
 
-def classroom(books: list[Path], course_dir: Path = COURSE_DIR,
+def classroom(books: list[Path], course_dir: Path = COURSE_DIR, untouched: list[Path] | None = None,
               log=lambda line: print(line, flush=True)) -> list[str]:
     """The walk and the autograde with one execution per chapter fewer than both
-    apart: the walk (every exercise: stub, wrong answer, solution) runs while
-    nbgrader executes and grades the untouched student editions; then nbgrader
-    grades the notebooks the walk executed as the solutions' submissions.
+    apart. Two workers share the jobs: the walk of every chapter (stub, wrong
+    answer, solution at every exercise), and nbgrader executing and grading the
+    untouched student edition of each chapter in `untouched` (default: all),
+    one at a time in one worker (its gradebook is one SQLite file). Then
+    nbgrader grades the notebooks the walk executed as the solutions'
+    submissions, as they are.
 
     Returns the walk's and the autograde's lines; raises ClassroomError.
     """
+    import queue
     from concurrent.futures import ThreadPoolExecutor
 
+    untouched = books if untouched is None else untouched
     released = build(books, course_dir)
     walked = {book.stem: course_dir / "walked" / book.stem / book.name for book in books}
+    to_walk = queue.SimpleQueue()
+    for book in books:
+        to_walk.put(book)
+    lines = {}
 
-    def walk_all() -> list[str]:
-        lines = []
-        for book in books:
-            lines += [f"{book.stem} {line}" for line in walk(book, save_to=walked[book.stem])]
+    def walk_the_rest() -> None:
+        while True:
+            try:
+                book = to_walk.get_nowait()
+            except queue.Empty:
+                return
+            lines[book] = [f"{book.stem} {line}"
+                           for line in walk(book, save_to=walked[book.stem])]
             log(f"walked {book.stem}")
-        return lines
 
-    def grade_untouched() -> None:
-        for book in books:
+    def grade_untouched_then_walk() -> None:
+        for book in untouched:
             submit(course_dir, book.stem, "untouched", released[book.stem])
             log(f"autograded the untouched student edition of {book.stem}")
+        walk_the_rest()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        walking, grading = pool.submit(walk_all), pool.submit(grade_untouched)
-        report = walking.result()
-        grading.result()
+        for worker in [pool.submit(grade_untouched_then_walk), pool.submit(walk_the_rest)]:
+            worker.result()
+    report = [line for book in books for line in lines[book]]
     for book in books:
         submit(course_dir, book.stem, "solution", walked[book.stem], execute=False)
-        report.append(verify_grades(course_dir, book))
+        report.append(verify_grades(course_dir, book, untouched=book in untouched))
     return report
+
+
+def part_of(books: list[Path], spec: str) -> list[Path]:
+    """The chapters of part K of N (`spec` "K/N"): every N-th one, from the K-th."""
+    try:
+        k, n = (int(v) for v in spec.split("/"))
+    except ValueError:
+        raise ClassroomError(f"--untouched-part takes K/N such as 1/3, got {spec!r}") from None
+    if not 0 <= k < n:
+        raise ClassroomError(f"--untouched-part K/N needs 0 <= K < N, got {spec!r}")
+    return books[k::n]
 
 
 def main(argv: list[str]) -> None:
@@ -386,11 +417,13 @@ def main(argv: list[str]) -> None:
                                        summary_table(chapter_paths([]))))
         print(f"exercise table written to {GUIDE.relative_to(ROOT)}")
         return
-    argv = [a for a in argv if a not in ("--walk", "--autograde", "--classroom")]
+    part = next((a.split("=", 1)[1] for a in argv if a.startswith("--untouched-part=")), None)
+    argv = [a for a in argv if a not in ("--walk", "--autograde", "--classroom")
+            and not a.startswith("--untouched-part=")]
     try:
         if both:
             books = [b for b in chapter_paths(argv) if exercises(json.loads(b.read_text()))]
-            for line in classroom(books):
+            for line in classroom(books, untouched=part_of(books, part) if part else None):
                 print(line, flush=True)
             return
         if grading:

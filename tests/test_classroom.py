@@ -183,3 +183,22 @@ def test_classroom_walks_and_grades_with_one_execution_less(tmp_path):
     classroom.submit(tmp_path / "course", "99_toy", "solution", edited, execute=False)
     with pytest.raises(classroom.ClassroomError, match="does not get full marks"):
         classroom.verify_grades(tmp_path / "course", book)
+
+
+def test_untouched_part_takes_every_nth_chapter_and_rejects_a_bad_spec():
+    books = [Path(f"{n:02d}_x.ipynb") for n in range(7)]
+    parts = [classroom.part_of(books, f"{k}/3") for k in range(3)]
+    assert [b.name[:2] for b in parts[1]] == ["01", "04"]
+    assert sorted(sum(parts, [])) == books  # the three parts cover the course once
+    for spec in ("3/3", "1", "a/3", "-1/3"):
+        with pytest.raises(classroom.ClassroomError, match="K/N"):
+            classroom.part_of(books, spec)
+
+
+def test_classroom_without_the_untouched_edition_grades_the_solution(tmp_path):
+    book = tmp_path / "99_toy.ipynb"
+    _toy_notebook(book)
+    lines = classroom.classroom([book], tmp_path / "course", untouched=[],
+                                log=lambda line: None)
+    assert lines[1] == "99_toy: 1 checks, 1 points; solution 1; 1 written answer(s) graded by hand"
+    assert not (tmp_path / "course" / "autograded" / "untouched").exists()
