@@ -1,22 +1,24 @@
 """The chapter-07 language model at the edge (chapter 17): TFLite export,
-perplexity and generation on the LiteRT runtime alone, a KV-cache step model,
-a device/cloud cascade, and the scale of real large models.
+perplexity and generation on the LiteRT runtime alone, one model with
+prefill, decode and verify signatures over a KV cache, a wide random-weight
+model to time the memory wall, a device/cloud cascade, and the sizes of
+real large models.
 
     from edgelib import lm, lm_edge
     tiny = lm.load_or_train("artifacts/07")
     blob = lm_edge.export(tiny.model, tiny.config, "int8", calibration=train_ids)
     edge = lm_edge.EdgeLM(blob)                      # LiteRT only, no TensorFlow
     edge.perplexity(heldout_ids)["perplexity"]
-    edge.generate(tok, "The ", 80, strategy="top_k", top_k=5, seed=0)
 
-    step = lm_edge.kv_step_model(tiny.model, tiny.config)   # Keras, shares the weights
-    cached = lm_edge.CachedLM(tflite.convert(step))         # LiteRT only
-    cached.generate(tok, "The ", 80, strategy="top_k", top_k=5, seed=0)
+    cached = lm_edge.CachedLM(lm_edge.export_cached(tiny.model, tiny.config))
+    cached.prefill(prompt_ids)                       # one call for the prompt
+    cached.step(token)                               # one call per new token
+    cached.generate(tok, "The ", 40, strategy="top_k", top_k=5, seed=0)
 
-The edge side (`EdgeLM`, `CachedLM`, `kv_cache_bytes`, `cascade`,
-`scale_table`) needs NumPy and `ai_edge_litert` only: this module imports
-TensorFlow inside the functions that build or convert Keras models
-(`export`, `window_model`, `kv_step_model`), never at import time.
+The edge side (`EdgeLM`, `CachedLM`, `kv_cache_bytes`, `cascade`) needs
+NumPy and `ai_edge_litert` only: this module imports TensorFlow inside the
+functions that build or convert models (`export`, `export_cached`,
+`wide_decoder`), never at import time.
 """
 
 from __future__ import annotations
@@ -65,26 +67,6 @@ def export(model, config: dict, mode: str = "float32", calibration=None,
                               f"got {calibration.shape}")
     edge = lm.edge_model(model, config, mask_value=mask_value)
     return tflite.convert(edge, mode, representative=calibration)
-
-
-def window_model(model, config: dict, length: int, mask_value: float = lm.EDGE_MASK_VALUE):
-    """The same weights in a batch-1 model that reads windows of `length`
-    tokens (1 <= length <= config["context"]): the position table is cut to
-    its first `length` rows. Its logits equal the full model's on the first
-    `length` positions (the attention is causal), and its cost grows with
-    `length`: the model a runtime without a cache recomputes for every token."""
-    if isinstance(length, bool) or not isinstance(length, int) or \
-            not 1 <= length <= config["context"]:
-        raise LMEdgeError(f"length must be an int in [1, {config['context']}] (the model's "
-                          f"context), got {length!r}")
-    short = lm.build_model(dict(config, context=length), batch_size=1, mask_value=mask_value)
-    weights = []
-    for w, target in zip(model.get_weights(), short.get_weights(), strict=True):
-        weights.append(w[:length] if w.shape != target.shape else w)
-    if [w.shape for w in weights] != [t.shape for t in short.get_weights()]:
-        raise LMEdgeError("the model's weights do not fit the config")
-    short.set_weights(weights)
-    return short
 
 
 # --- the edge side: a window model on LiteRT ---------------------------------------------
@@ -168,7 +150,7 @@ def kv_cache_bytes(layers: int, context: int, d_model: int, bytes_per_value: flo
     return int(round(2 * layers * context * d_model * bytes_per_value))
 
 
-def _block_weights(model, config: dict) -> dict:
+def block_weights(model, config: dict) -> dict:
     """The trained weights by role, as NumPy arrays."""
     emb = model.get_layer("embedding")
     out = {"token": emb.token.embeddings.numpy(), "position": emb.position.embeddings.numpy(),
@@ -199,82 +181,125 @@ def _block_weights(model, config: dict) -> dict:
     return out
 
 
-def kv_step_model(model, config: dict, mask_value: float = lm.EDGE_MASK_VALUE):
-    """A Keras model that generates ONE token with a KV cache, sharing the
-    trained model's weights (copied in as constants).
+def _saved_model_to_tflite(module, signatures: dict) -> bytes:
+    """Convert a tf.Module with several signatures (name -> concrete function)
+    to ONE .tflite file through a SavedModel (the converter reads several
+    signatures only from one); variables shared by the signatures are stored
+    once."""
+    import tempfile
 
-    Inputs:  token (1,) int32, position (1,) int32 (0-based, < context),
-             keys (1, layers, context, d_model), values (same): the attention
-             keys and values of the earlier tokens (slots >= position unused).
-    Outputs: logits (1, vocab) of the next token, new_keys (1, layers, d_model)
-             and new_values (same) of this token, which the caller writes into
-             slot `position` of its cache.
-    Static shapes (a fixed maximum context), so it converts to TFLite; the
-    slots after `position` are masked (score + `mask_value`), and slot
-    `position` holds this token's own key and value.
+    import tensorflow as tf
+
+    from .environment import quiet_native_stderr
+
+    with tempfile.TemporaryDirectory() as folder:
+        tf.saved_model.save(module, folder, signatures=signatures)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder,
+                                                             signature_keys=list(signatures))
+        with quiet_native_stderr():
+            return converter.convert()
+
+
+def export_cached(model, config: dict, chunks: dict[str, int] | None = None,
+                  mask_value: float = lm.EDGE_MASK_VALUE) -> bytes:
+    """The trained language model as ONE .tflite file with a KV cache kept by
+    the caller and one signature per entry of `chunks` (name -> K tokens),
+    default {"decode": 1, "verify": 8, "prefill": context}. Every signature
+    runs the same computation on K tokens at positions start .. start+K-1:
+
+        inputs   tokens (1, K) int32, start (1,) int32,
+                 keys, values (1, layers, context, d_model) float32: the cache
+        outputs  logits (1, K, vocab): the next-token logits after each token,
+                 keys, values: the cache with slots start .. start+K-1 written
+
+    Position p attends to the cache slots 0 .. p (the earlier tokens and
+    itself); later slots are masked (score + `mask_value`). Positions past the
+    context are neither embedded nor written (padding). The weights are
+    variables shared by the signatures, stored once in the file.
     """
     import tensorflow as tf
-    import tf_keras as keras
 
     lm.validate_config(config)
-    w = _block_weights(model, config)
+    w = block_weights(model, config)
     L, C, d, H = (config["num_layers"], config["context"], config["d_model"],
                   config["num_heads"])
+    chunks = {"decode": 1, "verify": 8, "prefill": C} if chunks is None else dict(chunks)
+    for name, k in chunks.items():
+        if not name.isidentifier() or isinstance(k, bool) or not isinstance(k, int) \
+                or not 1 <= k <= C:
+            raise LMEdgeError(f"chunks must map signature names to K in [1, {C}], got "
+                              f"{name!r}: {k!r}")
     kd = d // H
 
-    def const(a):
-        return tf.constant(np.asarray(a, dtype=np.float32))
+    class CachedTransformer(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.nest.map_structure(
+                lambda a: tf.Variable(np.asarray(a, np.float32)) if isinstance(a, np.ndarray)
+                else a, w)
 
-    def norm(x, gamma, beta, eps):
-        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-        var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
-        return (x - mean) * tf.math.rsqrt(var + eps) * const(gamma) + const(beta)
+        def run(self, tokens, start, keys, values):
+            w = self.w
+            k_len = tokens.shape[1]
+            pos = start[0] + tf.range(k_len)                                 # (K,)
+            onehot = tf.one_hot(pos, C, dtype=tf.float32)                    # (K, C)
+            written = tf.reduce_max(onehot, axis=0)[:, None]                 # (C, 1)
+            allowed = tf.cast(tf.range(C)[None] <= pos[:, None], tf.float32)
+            bias = (1.0 - allowed) * mask_value                              # (K, C)
+            x = tf.gather(w["token"], tokens[0]) + tf.gather(w["position"],
+                                                              tf.minimum(pos, C - 1))
 
-    def dense(x, kernel, bias):
-        return tf.matmul(x, const(kernel)) + const(bias)
+            def norm(x, gamma, beta, eps):
+                mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+                var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
+                return (x - mean) * tf.math.rsqrt(var + eps) * gamma + beta
 
-    class KVCacheStep(keras.layers.Layer):
-        def call(self, inputs):
-            token, position, keys, values = inputs
-            onehot = tf.one_hot(position, C, dtype=tf.float32)          # (1, C)
-            allowed = tf.cast(tf.range(C)[None] <= position[:, None], tf.float32)
-            bias = (1.0 - allowed) * mask_value                         # (1, C)
-            x = tf.gather(const(w["token"]), token) + tf.gather(const(w["position"]), position)
-            new_k, new_v = [], []
+            def dense(x, kernel, bias):
+                return tf.matmul(x, kernel) + bias
+
+            new_keys, new_values = [], []
             for i, b in enumerate(w["blocks"]):
                 h = norm(x, *b["ln1"])
-                q = dense(h, *b["q"]) / math.sqrt(kd)
-                k, v = dense(h, *b["k"]), dense(h, *b["v"])              # (1, d)
-                new_k.append(k)
-                new_v.append(v)
-                # this token's key and value go to slot `position` of the cache
-                keys_i = keys[:, i] * (1.0 - onehot[..., None]) + onehot[..., None] * k[:, None]
-                vals_i = values[:, i] * (1.0 - onehot[..., None]) + onehot[..., None] * v[:, None]
-                qh = tf.reshape(q, (1, H, 1, kd))
-                kh = tf.transpose(tf.reshape(keys_i, (1, C, H, kd)), (0, 2, 3, 1))  # (1,H,kd,C)
-                vh = tf.transpose(tf.reshape(vals_i, (1, C, H, kd)), (0, 2, 1, 3))  # (1,H,C,kd)
-                scores = tf.matmul(qh, kh) + bias[:, None, None, :]      # (1, H, 1, C)
-                att = tf.matmul(tf.nn.softmax(scores, axis=-1), vh)     # (1, H, 1, kd)
-                x = x + dense(tf.reshape(att, (1, d)), *b["o"])
+                q = dense(h, *b["q"]) / math.sqrt(kd)                       # (K, d)
+                k, v = dense(h, *b["k"]), dense(h, *b["v"])
+                keys_i = keys[0, i] * (1.0 - written) + tf.matmul(onehot, k, transpose_a=True)
+                vals_i = values[0, i] * (1.0 - written) + tf.matmul(onehot, v, transpose_a=True)
+                new_keys.append(keys_i)
+                new_values.append(vals_i)
+                qh = tf.transpose(tf.reshape(q, (k_len, H, kd)), (1, 0, 2))     # (H, K, kd)
+                kh = tf.transpose(tf.reshape(keys_i, (C, H, kd)), (1, 2, 0))    # (H, kd, C)
+                vh = tf.transpose(tf.reshape(vals_i, (C, H, kd)), (1, 0, 2))    # (H, C, kd)
+                scores = tf.matmul(qh, kh) + bias[None]                         # (H, K, C)
+                att = tf.matmul(tf.nn.softmax(scores, axis=-1), vh)             # (H, K, kd)
+                x = x + dense(tf.reshape(tf.transpose(att, (1, 0, 2)), (k_len, d)), *b["o"])
                 h = norm(x, *b["ln2"])
                 x = x + dense(tf.nn.relu(dense(h, *b["ffn_in"])), *b["ffn_out"])
             logits = dense(norm(x, *w["final"]), *w["logits"])
-            return logits, tf.stack(new_k, axis=1), tf.stack(new_v, axis=1)
+            return {"logits": logits[None], "keys": tf.stack(new_keys)[None],
+                    "values": tf.stack(new_values)[None]}
 
-    token = keras.Input((), batch_size=1, dtype="int32", name="token")
-    position = keras.Input((), batch_size=1, dtype="int32", name="position")
-    keys = keras.Input((L, C, d), batch_size=1, name="keys")
-    values = keras.Input((L, C, d), batch_size=1, name="values")
-    outputs = KVCacheStep(name="kv_step")([token, position, keys, values])
-    named = [keras.layers.Activation("linear", name=name)(o)
-             for name, o in zip(("logits", "new_keys", "new_values"), outputs, strict=True)]
-    return keras.Model([token, position, keys, values], named, name="tiny_lm_kv_step")
+    module = CachedTransformer()
+    signatures = {}
+    for name, k in chunks.items():
+        spec = [tf.TensorSpec((1, k), tf.int32, name="tokens"),
+                tf.TensorSpec((1,), tf.int32, name="start"),
+                tf.TensorSpec((1, L, C, d), tf.float32, name="keys"),
+                tf.TensorSpec((1, L, C, d), tf.float32, name="values")]
+        signatures[name] = tf.function(module.run, input_signature=spec) \
+            .get_concrete_function()
+    return _saved_model_to_tflite(module, signatures)
 
 
 class CachedLM:
-    """The KV-cache step model (.tflite) on LiteRT, with its cache in NumPy.
-    No TensorFlow. `step(token)` runs one token and returns its next-token
-    logits; `reset()` empties the cache."""
+    """A language model exported by `export_cached` on LiteRT, with its KV
+    cache in NumPy. No TensorFlow.
+
+    `chunk(ids)` reads the next tokens at positions position .. position+K-1
+    with the smallest signature that holds them (padding the rest), writes
+    their keys and values into the cache and returns their logits (K, vocab);
+    `prefill(ids)` is reset() then chunk(ids); `step(token)` one token.
+    Setting `position` back rolls the cache back (the slots past it are
+    masked, and overwritten by the next tokens)."""
 
     def __init__(self, model: str | Path | bytes, threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
@@ -284,30 +309,33 @@ class CachedLM:
         self.content = read_model_bytes(model)
         with quiet_native_stderr():
             self.interpreter = Interpreter(model_content=self.content, num_threads=threads)
-            self.interpreter.allocate_tensors()
-        signature = self.interpreter._get_full_signature_list().get("serving_default", {})
-        inputs, outputs = signature.get("inputs", {}), signature.get("outputs", {})
-        if set(inputs) != {"token", "position", "keys", "values"} or \
-                set(outputs) != {"logits", "new_keys", "new_values"}:
-            raise LMEdgeError(f"expected a kv_step_model (inputs token, position, keys, "
-                              f"values; outputs logits, new_keys, new_values), got inputs "
-                              f"{sorted(inputs)} and outputs {sorted(outputs)}")
-        details = {d["index"]: d for d in self.interpreter.get_input_details()}
-        self.inputs = {name: details[index] for name, index in inputs.items()}
-        self.outputs = dict(outputs)  # name -> tensor index
-        _, self.layers, self.context, self.d_model = (int(s) for s in
-                                                      self.inputs["keys"]["shape"])
-        out_details = {d["index"]: d for d in self.interpreter.get_output_details()}
-        self.vocab_size = int(out_details[outputs["logits"]]["shape"][1])
-        self.keys = np.zeros(self.inputs["keys"]["shape"], dtype=np.float32)
+        signatures = self.interpreter.get_signature_list()
+        self.runners, self.chunk_sizes = {}, {}
+        for name, io in signatures.items():
+            if sorted(io["inputs"]) != ["keys", "start", "tokens", "values"] or \
+                    sorted(io["outputs"]) != ["keys", "logits", "values"]:
+                raise LMEdgeError(f"expected a model of export_cached (inputs tokens, start, "
+                                  f"keys, values; outputs logits, keys, values), got signature "
+                                  f"{name!r} with inputs {sorted(io['inputs'])} and outputs "
+                                  f"{sorted(io['outputs'])}")
+            runner = self.interpreter.get_signature_runner(name)
+            details = runner.get_input_details()
+            self.runners[name] = runner
+            self.chunk_sizes[name] = int(details["tokens"]["shape"][1])
+        if not self.runners:
+            raise LMEdgeError("the model has no signatures; expected a model of export_cached")
+        shape = tuple(int(s) for s in details["keys"]["shape"])
+        _, self.layers, self.context, self.d_model = shape
+        out = self.runners[name].get_output_details()["logits"]["shape"]
+        self.vocab_size = int(out[2])
+        self.keys = np.zeros(shape, dtype=np.float32)
         self.values = np.zeros_like(self.keys)
         self.position = 0
 
     @property
     def cache_bytes(self) -> int:
-        """Bytes of the cache tensors (keys and values) the model takes as input."""
-        return sum(int(np.prod(self.inputs[r]["shape"])) * np.dtype(self.inputs[r]["dtype"])
-                   .itemsize for r in ("keys", "values"))
+        """Bytes of the cache (keys and values)."""
+        return self.keys.nbytes + self.values.nbytes
 
     def reset(self) -> None:
         """Empty the cache (a new text starts at position 0)."""
@@ -315,45 +343,55 @@ class CachedLM:
         self.values[:] = 0.0
         self.position = 0
 
-    def step(self, token: int) -> np.ndarray:
-        """Feed one token at the next position; return the logits (vocab,) of the
-        token after it. Its key and value are written into the cache."""
-        if self.position >= self.context:
-            raise LMEdgeError(f"the cache is full: {self.context} tokens is this model's "
-                              "maximum context; reset() to start a new text")
-        if isinstance(token, bool) or not isinstance(token, (int, np.integer)) or \
-                not 0 <= token < self.vocab_size:
-            raise LMEdgeError(f"token must be an int id in [0, {self.vocab_size - 1}], "
-                              f"got {token!r}")
-        it = self.interpreter
-        it.set_tensor(self.inputs["token"]["index"], np.array([token], dtype=np.int32))
-        it.set_tensor(self.inputs["position"]["index"],
-                      np.array([self.position], dtype=np.int32))
-        it.set_tensor(self.inputs["keys"]["index"], self.keys)
-        it.set_tensor(self.inputs["values"]["index"], self.values)
-        it.invoke()
-        self.keys[0, :, self.position] = it.get_tensor(self.outputs["new_keys"])[0]
-        self.values[0, :, self.position] = it.get_tensor(self.outputs["new_values"])[0]
-        self.position += 1
-        return it.get_tensor(self.outputs["logits"])[0].copy()
+    def signature_for(self, count: int) -> str:
+        """The signature with the fewest tokens that holds `count` tokens."""
+        fits = [(k, name) for name, k in self.chunk_sizes.items() if k >= count]
+        if not fits:
+            raise LMEdgeError(f"no signature holds {count} tokens (the largest holds "
+                              f"{max(self.chunk_sizes.values())})")
+        return min(fits)[1]
 
-    def prefill(self, ids) -> np.ndarray:
-        """reset(), then feed `ids` one by one; return the logits after each,
-        (len(ids), vocab): comparable with a full forward pass."""
+    def chunk(self, ids, signature: str | None = None) -> np.ndarray:
+        """Read `ids` at the next positions in one call of `signature` (default:
+        the smallest that holds them); return their logits (len(ids), vocab)."""
         ids = lm.check_ids(ids, self.vocab_size)
-        if ids.ndim != 1 or not 1 <= ids.size <= self.context:
-            raise LMEdgeError(f"ids must be a 1-D sequence of 1 to {self.context} token ids, "
-                              f"got shape {ids.shape}")
+        if ids.ndim != 1 or ids.size < 1:
+            raise LMEdgeError(f"ids must be a 1-D sequence of at least one token id, got "
+                              f"shape {ids.shape}")
+        if self.position + ids.size > self.context:
+            raise LMEdgeError(f"the cache holds {self.context} tokens: {self.position} are "
+                              f"in it and {ids.size} more do not fit; reset() or roll back "
+                              "position")
+        name = self.signature_for(ids.size) if signature is None else signature
+        if name not in self.chunk_sizes or self.chunk_sizes[name] < ids.size:
+            raise LMEdgeError(f"signature {name!r} does not hold {ids.size} tokens; "
+                              f"signatures: {self.chunk_sizes}")
+        tokens = np.zeros((1, self.chunk_sizes[name]), dtype=np.int32)
+        tokens[0, :ids.size] = ids
+        out = self.runners[name](tokens=tokens, start=np.array([self.position], np.int32),
+                                 keys=self.keys, values=self.values)
+        self.keys, self.values = out["keys"], out["values"]
+        self.position += int(ids.size)
+        return out["logits"][0, :ids.size]
+
+    def step(self, token: int) -> np.ndarray:
+        """Read one token at the next position; return the logits (vocab,) after it."""
+        if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
+            raise LMEdgeError(f"token must be an int id, got {token!r}")
+        return self.chunk(np.array([token]))[0]
+
+    def prefill(self, ids, signature: str | None = None) -> np.ndarray:
+        """reset(), then read the prompt `ids` in one call; return the logits after
+        each token, (len(ids), vocab): comparable with a full forward pass."""
         self.reset()
-        return np.stack([self.step(int(t)) for t in ids])
+        return self.chunk(ids, signature)
 
     def generate(self, tokenizer: lm.CharTokenizer, prompt: str, length: int,
                  strategy: str = "greedy", temperature: float = 1.0,
                  top_k: int | None = None, seed: int = 0) -> str:
-        """Continue `prompt` by `length` characters with the cache: the prompt is
-        fed once, then each new character costs one step. The prompt plus the
-        generated text must fit the context (no sliding window with a cache of
-        absolute positions)."""
+        """Continue `prompt` by `length` characters: one prefill call for the
+        prompt, then one decode step per character. The prompt plus the text
+        must fit the context (a cache of absolute positions does not slide)."""
         if not isinstance(length, int) or length < 0:
             raise LMEdgeError(f"length must be an int >= 0, got {length!r}")
         if not prompt:
@@ -374,6 +412,30 @@ class CachedLM:
             if k < length - 1:
                 logits = self.step(token)
         return tokenizer.decode(np.array(out, dtype=np.int32))
+
+
+def wide_decoder(d_model: int, layers: int, seed: int = 0) -> bytes:
+    """A float32 .tflite stack of `layers` dense d_model x d_model layers with
+    random weights (ReLU between), rows (n, d_model) -> (n, d_model) with n
+    free (resize the input): the weight traffic of a decoder of
+    layers x d_model^2 parameters, to time, not to train."""
+    import tensorflow as tf
+
+    for name, value in (("d_model", d_model), ("layers", layers)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LMEdgeError(f"{name} must be a positive int, got {value!r}")
+    rng = np.random.default_rng(seed)
+    module = tf.Module()
+    module.kernels = [tf.Variable(rng.standard_normal((d_model, d_model), dtype=np.float32)
+                                  * np.float32(d_model ** -0.5)) for _ in range(layers)]
+
+    @tf.function(input_signature=[tf.TensorSpec((None, d_model), tf.float32, name="x")])
+    def forward(x):
+        for kernel in module.kernels:
+            x = tf.nn.relu(tf.matmul(x, kernel))
+        return {"y": x}
+
+    return _saved_model_to_tflite(module, {"serving_default": forward.get_concrete_function()})
 
 
 # --- the cascade ----------------------------------------------------------------------------
@@ -414,78 +476,23 @@ def cascade(device_probs, cloud_probs, targets, thresholds) -> dict[str, np.ndar
     return out
 
 
-def cascade_latency(deferred, device_ms: float, cloud_ms: float, rtt_ms: float) -> np.ndarray:
-    """Mean latency per token (ms) of a cascade: the device always runs; a
-    deferred token also pays the network round trip and the cloud model."""
-    for name, value in (("device_ms", device_ms), ("cloud_ms", cloud_ms), ("rtt_ms", rtt_ms)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise LMEdgeError(f"{name} must be a number >= 0, got {value!r}")
-    deferred = np.asarray(deferred, dtype=np.float64)
-    if ((deferred < 0) | (deferred > 1)).any():
-        raise LMEdgeError("deferred fractions must lie in [0, 1]")
-    return device_ms + deferred * (rtt_ms + cloud_ms)
-
-
 # --- the scale of real large models -------------------------------------------------------
 
-# Published parameter counts (nominal: the papers' own rounded figures).
-PUBLIC_MODELS: dict[str, tuple[float, str]] = {
-    "Gemma 2B": (2.5e9, "Gemma Team, 'Gemma: Open Models Based on Gemini Research and "
-                        "Technology', 2024 (2.5 B with embeddings)"),
-    "Phi-3-mini": (3.8e9, "Abdin et al., 'Phi-3 Technical Report', 2024"),
-    "Llama-2 7B": (7e9, "Touvron et al., 'Llama 2: Open Foundation and Fine-Tuned Chat "
-                        "Models', 2023"),
-    "Llama-2 13B": (13e9, "Touvron et al., 2023"),
-    "Llama-2 70B": (70e9, "Touvron et al., 2023"),
-    "GPT-3": (175e9, "Brown et al., 'Language Models are Few-Shot Learners', 2020"),
+# Published sizes of real models: parameters (nominal), layers, key/value heads,
+# head size and context length, with the source of each.
+PUBLIC_MODELS: dict[str, dict] = {
+    "Llama-3.2 1B": dict(params=1.24e9, layers=16, kv_heads=8, head_dim=64, context=131072,
+                         source="Meta, Llama 3.2 model card, 2024 (GQA: 32 query, 8 kv heads)"),
+    "Gemma 2B": dict(params=2.5e9, layers=18, kv_heads=1, head_dim=256, context=8192,
+                     source="Gemma Team, 'Gemma: Open Models Based on Gemini Research and "
+                            "Technology', 2024 (multi-query attention; 2.5 B with embeddings)"),
+    "Phi-3-mini": dict(params=3.8e9, layers=32, kv_heads=32, head_dim=96, context=4096,
+                       source="Abdin et al., 'Phi-3 Technical Report', 2024"),
+    "Llama-2 7B": dict(params=7e9, layers=32, kv_heads=32, head_dim=128, context=4096,
+                       source="Touvron et al., 'Llama 2: Open Foundation and Fine-Tuned Chat "
+                              "Models', 2023"),
+    "Llama-2 13B": dict(params=13e9, layers=40, kv_heads=40, head_dim=128, context=4096,
+                        source="Touvron et al., 2023"),
+    "Llama-2 70B": dict(params=70e9, layers=80, kv_heads=8, head_dim=128, context=4096,
+                        source="Touvron et al., 2023 (GQA: 64 query, 8 kv heads)"),
 }
-BITS = {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}
-
-
-def weight_bytes(params: float, bits: int) -> float:
-    """Bytes to store `params` weights at `bits` bits each: params x bits / 8
-    (no scales, no zero points, no runtime: a lower bound)."""
-    if isinstance(params, bool) or not isinstance(params, (int, float, np.integer)) or \
-            params < 0:
-        raise LMEdgeError(f"params must be a number >= 0, got {params!r}")
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or bits < 1:
-        raise LMEdgeError(f"bits must be a positive int (e.g. 16, 8, 4), got {bits!r}")
-    return float(params) * bits / 8
-
-
-def scale_table(models: dict[str, float], formats=("fp16", "int8", "int4"),
-                ram_gb=(4, 8)) -> list[dict]:
-    """One row per model: parameters, the weight memory (GB = 1e9 bytes) in
-    each format, and for each phone RAM size the formats whose weights fit
-    in it (weights only: the OS, the runtime and the KV cache need more)."""
-    if not isinstance(models, dict) or not models:
-        raise LMEdgeError("models must be a non-empty dict name -> parameter count")
-    unknown = [f for f in formats if f not in BITS]
-    if unknown:
-        raise LMEdgeError(f"unknown formats {unknown}; known: {list(BITS)}")
-    rows = []
-    for name, params in models.items():
-        row = {"model": name, "params": float(params)}
-        for f in formats:
-            row[f"{f} GB"] = weight_bytes(params, BITS[f]) / 1e9
-        for ram in ram_gb:
-            row[f"fits {ram} GB"] = [f for f in formats if row[f"{f} GB"] <= ram]
-        rows.append(row)
-    return rows
-
-
-def format_scale_table(rows: list[dict]) -> str:
-    """The rows of `scale_table` as an aligned text table."""
-    if not rows:
-        raise LMEdgeError("no rows to format")
-    gb = [k for k in rows[0] if k.endswith(" GB") and not k.startswith("fits")]
-    fits = [k for k in rows[0] if k.startswith("fits")]
-    lines = [f"{'model':<22}{'parameters':>14}" + "".join(f"{k:>11}" for k in gb)
-             + "".join(f"  {k:<18}" for k in fits)]
-    for r in rows:
-        p = r["params"]
-        shown = f"{p / 1e9:,.1f} B" if p >= 1e8 else f"{int(p):,}"
-        cells = "".join(f"{r[k]:>11.3g}" if r[k] < 0.01 else f"{r[k]:>11,.2f}" for k in gb)
-        lines.append(f"{r['model']:<22}{shown:>14}{cells}"
-                     + "".join(f"  {', '.join(r[k]) or '-':<18}" for k in fits))
-    return "\n".join(lines)

@@ -186,6 +186,45 @@ def stored_constants(content: bytes) -> dict[str, dict]:
                                "shape": tuple(int(d) for d in tensor.shape), "bytes": len(data)}
     return found
 
+def stored_tensor(content: bytes, name: str) -> dict:
+    """One constant tensor of a .tflite file as stored, read from the flatbuffer:
+    {"type", "shape", "data" (its raw bytes as a uint8 array), "scale" (the
+    per-tensor or per-channel float scales, or None), "block_size" and
+    "block_scales" (float32 array) for a blockwise-quantized tensor, else 0
+    and None}. INT4 data holds two weights a byte, the first in the low half."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    if not isinstance(content, (bytes, bytearray)) or len(content) < 8:
+        raise ConversionError(f"expected the bytes of a .tflite file, got {type(content).__name__}")
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    with quiet_native_stderr():
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            found = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name
+            data = model.buffers[tensor.buffer].data
+            if found != name or data is None or not len(data):
+                continue
+            out = {"type": types.get(tensor.type, str(tensor.type)),
+                   "shape": tuple(int(d) for d in tensor.shape),
+                   "data": np.asarray(data, dtype=np.uint8), "scale": None,
+                   "block_size": 0, "block_scales": None}
+            q = tensor.quantization
+            if q is not None and q.scale is not None and len(q.scale):
+                out["scale"] = np.asarray(q.scale, dtype=np.float32)
+            details = None if q is None else q.details
+            if details is not None and hasattr(details, "blockSize"):
+                scales = graph.tensors[details.scales]
+                raw = np.asarray(model.buffers[scales.buffer].data, dtype=np.uint8)
+                dtype = np.float16 if types.get(scales.type) == "FLOAT16" else np.float32
+                out["block_size"] = int(details.blockSize)
+                out["block_scales"] = raw.view(dtype).astype(np.float32).reshape(
+                    tuple(int(d) for d in scales.shape))
+            return out
+    raise ConversionError(f"no constant tensor named {name!r} in this file")
+
+
 # Operators the int8 Transformer leaves to LiteRT's built-in int8 kernels
 # (XNNPACK does not take them: layer norm's SQUARED_DIFFERENCE, RSQRT, SUB;
 # attention's BATCH_MATMUL and SOFTMAX), splitting the graph into many

@@ -1,5 +1,6 @@
-"""Tests of edgelib.lm_edge: export, the edge-side language model, the KV-cache
-step model, the cascade and the scale table (chapter 17)."""
+"""Tests of edgelib.lm_edge: export, the edge-side language model, the model
+with prefill / decode / verify signatures over a KV cache, the wide timing
+model, the cascade and the table of real models (chapter 17)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,9 @@ def tiny(tf_ready):
 
 @pytest.fixture(scope="module")
 def blobs(tiny):
-    from edgelib import tflite
-
     return {"float32": lm_edge.export(tiny, TINY, "float32"),
-            "step": tflite.convert(lm_edge.kv_step_model(tiny, TINY))}
+            "cached": lm_edge.export_cached(tiny, TINY, {"decode": 1, "verify": 4,
+                                                         "prefill": 16})}
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +63,8 @@ def test_edge_lm_errors(blobs):
         edge.logits(np.zeros(15, dtype=np.int32))
     with pytest.raises(lm.LMError, match="outside the vocabulary"):
         edge.logits(np.full(16, 200))
-    with pytest.raises(ValueError):  # the step model has four inputs: not a window model
-        lm_edge.EdgeLM(blobs["step"])
+    with pytest.raises(ValueError):  # the cached model has four inputs: not a window model
+        lm_edge.EdgeLM(blobs["cached"])
 
 
 def test_export_errors(tiny):
@@ -79,47 +79,43 @@ def test_export_errors(tiny):
     assert lm_edge.calibration_windows(np.arange(50) % 96, 16, count=3).shape == (3, 16)
 
 
-def test_window_model_equals_the_first_positions(tiny, ids):
-    short = lm_edge.window_model(tiny, TINY, 5)
-    full = tiny.predict(ids[None, :16], verbose=0)[0, :5]
-    np.testing.assert_allclose(short.predict(ids[None, :5], verbose=0)[0], full, atol=1e-5)
-    for bad in (0, 17, 2.5, True):
-        with pytest.raises(lm_edge.LMEdgeError, match="length"):
-            lm_edge.window_model(tiny, TINY, bad)
-
-
 # --- the KV cache --------------------------------------------------------------------------
 
 
-def test_kv_step_model_equals_full_recomputation(tiny, blobs, ids):
-    step = lm_edge.kv_step_model(tiny, TINY)
+def test_every_signature_equals_full_recomputation(tiny, blobs, ids):
     full = tiny.predict(ids[None, :16], verbose=0)[0]
-    keys = np.zeros((1, 2, 16, 16), np.float32)
-    values = np.zeros_like(keys)
-    for position, token in enumerate(ids[:6]):
-        logits, new_k, new_v = (t.numpy() for t in step(
-            [np.array([token]), np.array([position]), keys, values]))
-        keys[0, :, position], values[0, :, position] = new_k[0], new_v[0]
-        np.testing.assert_allclose(logits[0], full[position], atol=1e-5)
-    cached = lm_edge.CachedLM(blobs["step"])
-    np.testing.assert_allclose(cached.prefill(ids[:16]), full, atol=1e-4)
+    cached = lm_edge.CachedLM(blobs["cached"])
+    assert cached.chunk_sizes == {"decode": 1, "verify": 4, "prefill": 16}
     assert (cached.layers, cached.context, cached.d_model, cached.vocab_size) == (2, 16, 16, 96)
     assert cached.cache_bytes == lm_edge.kv_cache_bytes(2, 16, 16, 4) == 2 * 2 * 16 * 16 * 4
+    np.testing.assert_allclose(cached.prefill(ids[:16]), full, atol=1e-4)
+    cached.reset()
+    steps = np.stack([cached.step(int(t)) for t in ids[:16]])
+    np.testing.assert_allclose(steps, full, atol=1e-4)
+    cached.reset()
+    parts = [cached.chunk(ids[:3]), cached.chunk(ids[3:7]), cached.chunk(ids[7:16])]
+    np.testing.assert_allclose(np.concatenate(parts), full, atol=1e-4)
+    assert cached.signature_for(3) == "verify" and cached.signature_for(5) == "prefill"
+    cached.position = 7                       # roll back: the later slots are rewritten
+    np.testing.assert_allclose(cached.chunk(ids[7:11]), full[7:11], atol=1e-4)
 
 
-def test_kv_step_model_refuses_other_blocks(tiny):
+def test_export_cached_refuses_other_blocks_and_bad_chunks(tiny):
     block = tiny.get_layer("block1")
     block.activation = "gelu"
     try:
         with pytest.raises(lm_edge.LMEdgeError, match="ReLU"):
-            lm_edge.kv_step_model(tiny, TINY)
+            lm_edge.export_cached(tiny, TINY)
     finally:
         block.activation = "relu"
+    for chunks in ({"decode": 0}, {"decode": 17}, {"two words": 1}, {"decode": 1.5}):
+        with pytest.raises(lm_edge.LMEdgeError, match="chunks"):
+            lm_edge.export_cached(tiny, TINY, chunks)
 
 
 def test_cached_generation_equals_recomputation(blobs):
     tok = lm.CharTokenizer.ascii()
-    cached, edge = lm_edge.CachedLM(blobs["step"]), lm_edge.EdgeLM(blobs["float32"])
+    cached, edge = lm_edge.CachedLM(blobs["cached"]), lm_edge.EdgeLM(blobs["float32"])
     assert cached.generate(tok, "The ", 12) == edge.generate(tok, "The ", 12)
     kwargs = dict(strategy="top_k", top_k=5, seed=3)
     assert cached.generate(tok, "The ", 12, **kwargs) == edge.generate(tok, "The ", 12, **kwargs)
@@ -128,18 +124,41 @@ def test_cached_generation_equals_recomputation(blobs):
 
 def test_cached_lm_errors(blobs):
     tok = lm.CharTokenizer.ascii()
-    cached = lm_edge.CachedLM(blobs["step"])
+    cached = lm_edge.CachedLM(blobs["cached"])
     with pytest.raises(lm_edge.LMEdgeError, match="exceeds"):
         cached.generate(tok, "The ", 13)
-    with pytest.raises(lm_edge.LMEdgeError, match="token must be"):
+    with pytest.raises(lm.LMError, match="outside"):
         cached.step(96)
+    with pytest.raises(lm_edge.LMEdgeError, match="token must be"):
+        cached.step(1.0)
     cached.prefill(np.arange(16))
-    with pytest.raises(lm_edge.LMEdgeError, match="cache is full"):
+    with pytest.raises(lm_edge.LMEdgeError, match="do not fit"):
         cached.step(1)
-    with pytest.raises(lm_edge.LMEdgeError, match="1 to 16"):
+    with pytest.raises(lm_edge.LMEdgeError, match="do not fit"):
         cached.prefill(np.arange(17))
-    with pytest.raises(ValueError):  # a window model is not a step model
+    cached.reset()
+    with pytest.raises(lm_edge.LMEdgeError, match="does not hold"):
+        cached.chunk(np.arange(5), "verify")
+    with pytest.raises(lm_edge.LMEdgeError, match="1-D"):
+        cached.chunk(np.zeros((2, 2), dtype=np.int32))
+    with pytest.raises(lm_edge.LMEdgeError, match="export_cached"):
         lm_edge.CachedLM(blobs["float32"])
+
+
+def test_wide_decoder_runs_rows_of_any_count():
+    from ai_edge_litert.interpreter import Interpreter
+
+    blob = lm_edge.wide_decoder(32, 2, seed=1)
+    interpreter = Interpreter(model_content=blob)
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, (3, 32))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(index, np.ones((3, 32), np.float32))
+    interpreter.invoke()
+    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert out.shape == (3, 32) and (out >= 0).all()
+    with pytest.raises(lm_edge.LMEdgeError, match="layers"):
+        lm_edge.wide_decoder(32, 0)
 
 
 def test_kv_cache_bytes_formula_and_errors():
@@ -152,13 +171,13 @@ def test_kv_cache_bytes_formula_and_errors():
 
 def test_generation_path_imports_no_tensorflow(blobs, tmp_path):
     (tmp_path / "lm.tflite").write_bytes(blobs["float32"])
-    (tmp_path / "step.tflite").write_bytes(blobs["step"])
+    (tmp_path / "cached.tflite").write_bytes(blobs["cached"])
     assert_runs_without_tensorflow(
         "from edgelib import lm, lm_edge\n"
         "tok = lm.CharTokenizer.ascii()\n"
         f"edge = lm_edge.EdgeLM({str(tmp_path / 'lm.tflite')!r})\n"
         "text = edge.generate(tok, 'The ', 10, strategy='top_k', top_k=5, seed=1)\n"
-        f"cached = lm_edge.CachedLM({str(tmp_path / 'step.tflite')!r})\n"
+        f"cached = lm_edge.CachedLM({str(tmp_path / 'cached.tflite')!r})\n"
         "assert cached.generate(tok, 'The ', 10, strategy='top_k', top_k=5, seed=1) == text\n"
     )
 
@@ -175,8 +194,6 @@ def test_cascade_extremes_and_counts():
     np.testing.assert_allclose(out["accuracy"], [1, 1, 1, 2 / 3])
     expected_ce = -np.mean(np.log([0.9, 0.9, 0.9]))  # t = 0.7: rows 1, 2 to the cloud
     assert abs(out["cross_entropy"][2] - expected_ce) < 1e-12
-    np.testing.assert_allclose(lm_edge.cascade_latency(out["deferred"], 1.0, 2.0, 50.0),
-                               [1, 1 + 52 / 3, 1 + 104 / 3, 53])
 
 
 def test_cascade_errors():
@@ -189,35 +206,31 @@ def test_cascade_errors():
         lm_edge.cascade(p, p, [0, 1, 9], [0.5])
     with pytest.raises(lm_edge.LMEdgeError, match="finite"):
         lm_edge.cascade(p, p, [0, 1, 2], [np.nan])
-    with pytest.raises(lm_edge.LMEdgeError, match="rtt_ms"):
-        lm_edge.cascade_latency([0.5], 1.0, 1.0, -1)
-    with pytest.raises(lm_edge.LMEdgeError, match=r"\[0, 1\]"):
-        lm_edge.cascade_latency([1.5], 1.0, 1.0, 1.0)
 
 
-# --- the scale table ------------------------------------------------------------------------
+# --- real models ------------------------------------------------------------------------
 
 
-def test_scale_table():
-    assert lm_edge.weight_bytes(7e9, 4) == 3.5e9 and lm_edge.weight_bytes(100, 32) == 400
-    rows = lm_edge.scale_table({"7B": 7e9, "tiny": 116_576})
-    big, small = rows
-    assert (big["fp16 GB"], big["int8 GB"], big["int4 GB"]) == (14.0, 7.0, 3.5)
-    assert big["fits 4 GB"] == ["int4"] and big["fits 8 GB"] == ["int8", "int4"]
-    assert small["fits 4 GB"] == ["fp16", "int8", "int4"]
-    text = lm_edge.format_scale_table(rows)
-    assert "7.0 B" in text and "116,576" in text and len(text.splitlines()) == 3
-    assert all(params > 1e9 for params, _ in lm_edge.PUBLIC_MODELS.values())
+def test_public_models_have_what_the_kv_formula_needs():
+    for name, m in lm_edge.PUBLIC_MODELS.items():
+        assert m["params"] > 1e9 and m["source"], name
+        for key in ("layers", "kv_heads", "head_dim", "context"):
+            assert isinstance(m[key], int) and m[key] >= 1, (name, key)
+    llama = lm_edge.PUBLIC_MODELS["Llama-2 7B"]   # no GQA: 32 kv heads of 128 = d_model 4096
+    assert lm_edge.kv_cache_bytes(llama["layers"], llama["context"],
+                                  llama["kv_heads"] * llama["head_dim"], 2) == 2 * 2**30
 
 
-def test_scale_table_errors():
-    with pytest.raises(lm_edge.LMEdgeError, match="non-empty"):
-        lm_edge.scale_table({})
-    with pytest.raises(lm_edge.LMEdgeError, match="unknown formats"):
-        lm_edge.scale_table({"x": 1e9}, formats=("int3",))
-    with pytest.raises(lm_edge.LMEdgeError, match="bits"):
-        lm_edge.weight_bytes(1e9, 0)
-    with pytest.raises(lm_edge.LMEdgeError, match="params"):
-        lm_edge.weight_bytes(-1, 8)
-    with pytest.raises(lm_edge.LMEdgeError, match="no rows"):
-        lm_edge.format_scale_table([])
+def test_stored_tensor_reads_the_flatbuffer(blobs):
+    from edgelib import tflite
+
+    constants = tflite.stored_constants(blobs["float32"])
+    name, info = max(constants.items(), key=lambda item: item[1]["bytes"])
+    tensor = tflite.stored_tensor(blobs["float32"], name)
+    assert tensor["type"] == info["type"] == "FLOAT32" and tensor["shape"] == info["shape"]
+    assert tensor["data"].size == info["bytes"] == 4 * int(np.prod(info["shape"]))
+    assert tensor["block_size"] == 0 and tensor["block_scales"] is None
+    with pytest.raises(tflite.ConversionError, match="no constant tensor"):
+        tflite.stored_tensor(blobs["float32"], "no such tensor")
+    with pytest.raises(tflite.ConversionError, match="bytes of a .tflite"):
+        tflite.stored_tensor(b"", name)
