@@ -17,7 +17,7 @@ Modules (import the one you need; none imports TensorFlow at import time):
     edgelib.compression  pruning, clustering, collaborative optimization, sparsity in a file
     edgelib.distillation knowledge distillation and few-shot transfer learning
     edgelib.distributed  multi-worker training on localhost, ring all-reduce
-    edgelib.lm_edge      the chapter-07 language model on LiteRT, KV cache, cascade
+    edgelib.lm_edge      the chapter-07 language model on LiteRT, prefill/decode over a KV cache
     edgelib.plots        figures shared by chapters (the edge-cloud map, curves)
     edgelib.checks       automatic checks for the exercises
 """

@@ -1,8 +1,7 @@
 """The chapter-07 language model at the edge (chapter 17): TFLite export,
 perplexity and generation on the LiteRT runtime alone, one model with
 prefill, decode and verify signatures over a KV cache, a wide random-weight
-model to time the memory wall, a device/cloud cascade, and the sizes of
-real large models.
+model to time the memory wall, and the sizes of real large models.
 
     from edgelib import lm, lm_edge
     tiny = lm.load_or_train("artifacts/07")
@@ -15,7 +14,7 @@ real large models.
     cached.step(token)                               # one call per new token
     cached.generate(tok, "The ", 40, strategy="top_k", top_k=5, seed=0)
 
-The edge side (`EdgeLM`, `CachedLM`, `kv_cache_bytes`, `cascade`) needs
+The edge side (`EdgeLM`, `CachedLM`, `kv_cache_bytes`, `softmax`) needs
 NumPy and `ai_edge_litert` only: this module imports TensorFlow inside the
 functions that build or convert models (`export`, `export_cached`,
 `wide_decoder`), never at import time.
@@ -119,14 +118,6 @@ class EdgeLM:
         return lm.generate(self.logits, tokenizer, prompt, length, strategy=strategy,
                            temperature=temperature, top_k=top_k, seed=seed,
                            context=self.context)
-
-
-def next_char_probs(edge: EdgeLM, ids) -> tuple[np.ndarray, np.ndarray]:
-    """Next-character probabilities at every position of the non-overlapping
-    windows of `ids` on the edge runtime: (probs (n, vocab), targets (n,))."""
-    x, y = lm.make_windows(lm.check_ids(ids, edge.vocab_size), edge.context)
-    logits = np.concatenate([edge.logits(row)[0] for row in x])
-    return softmax(logits), y.reshape(-1)
 
 
 def softmax(logits) -> np.ndarray:
@@ -438,61 +429,23 @@ def wide_decoder(d_model: int, layers: int, seed: int = 0) -> bytes:
     return _saved_model_to_tflite(module, {"serving_default": forward.get_concrete_function()})
 
 
-# --- the cascade ----------------------------------------------------------------------------
+# --- real large models -------------------------------------------------------------------
 
-
-def cascade(device_probs, cloud_probs, targets, thresholds) -> dict[str, np.ndarray]:
-    """A device/cloud cascade on next-token predictions: at each position the
-    device answers if its confidence (its largest probability) is at least the
-    threshold, else the cloud model answers.
-
-    device_probs, cloud_probs: (n, vocab) probabilities; targets: (n,) ids.
-    Returns arrays over `thresholds`: "threshold", "deferred" (fraction sent
-    to the cloud), "accuracy" (arg-max = target) and "cross_entropy" (nats,
-    of the answering model's probability of the target).
-    """
-    dev, cloud = np.asarray(device_probs, np.float64), np.asarray(cloud_probs, np.float64)
-    if dev.ndim != 2 or dev.shape != cloud.shape:
-        raise LMEdgeError(f"device_probs and cloud_probs must both be (n, vocab), got "
-                          f"{dev.shape} and {cloud.shape}")
-    targets = lm.check_ids(targets, dev.shape[1])
-    if targets.shape != (dev.shape[0],):
-        raise LMEdgeError(f"targets must have shape ({dev.shape[0]},), got {targets.shape}")
-    thresholds = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
-    if thresholds.ndim != 1 or not np.isfinite(thresholds).all():
-        raise LMEdgeError("thresholds must be a 1-D sequence of finite numbers")
-    rows = np.arange(targets.size)
-    confidence = dev.max(axis=1)
-    right = {"device": dev.argmax(1) == targets, "cloud": cloud.argmax(1) == targets}
-    nll = {"device": -np.log(np.maximum(dev[rows, targets], 1e-300)),
-           "cloud": -np.log(np.maximum(cloud[rows, targets], 1e-300))}
-    out = {k: np.empty(thresholds.size) for k in ("deferred", "accuracy", "cross_entropy")}
-    for j, t in enumerate(thresholds):
-        defer = confidence < t
-        out["deferred"][j] = defer.mean()
-        out["accuracy"][j] = np.where(defer, right["cloud"], right["device"]).mean()
-        out["cross_entropy"][j] = np.where(defer, nll["cloud"], nll["device"]).mean()
-    out["threshold"] = thresholds
-    return out
-
-
-# --- the scale of real large models -------------------------------------------------------
-
-# Published sizes of real models: parameters (nominal), layers, key/value heads,
-# head size and context length, with the source of each.
+# Published sizes of real models: parameters (as counted in the model card or
+# paper), layers, key/value heads, head size and context length, with sources.
 PUBLIC_MODELS: dict[str, dict] = {
     "Llama-3.2 1B": dict(params=1.24e9, layers=16, kv_heads=8, head_dim=64, context=131072,
                          source="Meta, Llama 3.2 model card, 2024 (GQA: 32 query, 8 kv heads)"),
-    "Gemma 2B": dict(params=2.5e9, layers=18, kv_heads=1, head_dim=256, context=8192,
+    "Gemma 2B": dict(params=2.51e9, layers=18, kv_heads=1, head_dim=256, context=8192,
                      source="Gemma Team, 'Gemma: Open Models Based on Gemini Research and "
-                            "Technology', 2024 (multi-query attention; 2.5 B with embeddings)"),
+                            "Technology', 2024 (multi-query attention; with embeddings)"),
     "Phi-3-mini": dict(params=3.8e9, layers=32, kv_heads=32, head_dim=96, context=4096,
                        source="Abdin et al., 'Phi-3 Technical Report', 2024"),
-    "Llama-2 7B": dict(params=7e9, layers=32, kv_heads=32, head_dim=128, context=4096,
+    "Llama-2 7B": dict(params=6.74e9, layers=32, kv_heads=32, head_dim=128, context=4096,
                        source="Touvron et al., 'Llama 2: Open Foundation and Fine-Tuned Chat "
                               "Models', 2023"),
-    "Llama-2 13B": dict(params=13e9, layers=40, kv_heads=40, head_dim=128, context=4096,
+    "Llama-2 13B": dict(params=13.0e9, layers=40, kv_heads=40, head_dim=128, context=4096,
                         source="Touvron et al., 2023"),
-    "Llama-2 70B": dict(params=70e9, layers=80, kv_heads=8, head_dim=128, context=4096,
+    "Llama-2 70B": dict(params=69.0e9, layers=80, kv_heads=8, head_dim=128, context=4096,
                         source="Touvron et al., 2023 (GQA: 64 query, 8 kv heads)"),
 }

@@ -1,6 +1,6 @@
 """Tests of edgelib.lm_edge: export, the edge-side language model, the model
 with prefill / decode / verify signatures over a KV cache, the wide timing
-model, the cascade and the table of real models (chapter 17)."""
+model and the table of real models (chapter 17)."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def test_edge_lm_matches_keras(tiny, blobs, ids):
     assert abs(ours["perplexity"] / theirs["perplexity"] - 1) < 1e-4
     tok = lm.CharTokenizer.ascii()
     assert edge.generate(tok, "The ", 20) == lm.generate(tiny, tok, "The ", 20)
-    probs, targets = lm_edge.next_char_probs(edge, ids)
-    assert probs.shape == (targets.size, 96) and np.allclose(probs.sum(1), 1)
+    probs = lm_edge.softmax(edge.logits(ids[:16])[0])
+    assert probs.shape == (16, 96) and np.allclose(probs.sum(1), 1)
 
 
 def test_edge_lm_errors(blobs):
@@ -180,32 +180,6 @@ def test_generation_path_imports_no_tensorflow(blobs, tmp_path):
         f"cached = lm_edge.CachedLM({str(tmp_path / 'cached.tflite')!r})\n"
         "assert cached.generate(tok, 'The ', 10, strategy='top_k', top_k=5, seed=1) == text\n"
     )
-
-
-# --- the cascade ---------------------------------------------------------------------------
-
-
-def test_cascade_extremes_and_counts():
-    device = np.array([[0.9, 0.1], [0.4, 0.6], [0.55, 0.45]])
-    cloud = np.array([[0.2, 0.8], [0.1, 0.9], [0.9, 0.1]])
-    targets = np.array([0, 1, 0])
-    out = lm_edge.cascade(device, cloud, targets, [0.0, 0.58, 0.7, 1.01])
-    np.testing.assert_allclose(out["deferred"], [0, 1 / 3, 2 / 3, 1])
-    np.testing.assert_allclose(out["accuracy"], [1, 1, 1, 2 / 3])
-    expected_ce = -np.mean(np.log([0.9, 0.9, 0.9]))  # t = 0.7: rows 1, 2 to the cloud
-    assert abs(out["cross_entropy"][2] - expected_ce) < 1e-12
-
-
-def test_cascade_errors():
-    p = np.full((3, 4), 0.25)
-    with pytest.raises(lm_edge.LMEdgeError, match="both be"):
-        lm_edge.cascade(p, p[:2], [0, 1, 2], [0.5])
-    with pytest.raises(lm_edge.LMEdgeError, match="targets"):
-        lm_edge.cascade(p, p, [0, 1], [0.5])
-    with pytest.raises(lm.LMError, match="outside"):
-        lm_edge.cascade(p, p, [0, 1, 9], [0.5])
-    with pytest.raises(lm_edge.LMEdgeError, match="finite"):
-        lm_edge.cascade(p, p, [0, 1, 2], [np.nan])
 
 
 # --- real models ------------------------------------------------------------------------
