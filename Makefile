@@ -76,7 +76,7 @@ seeds: $(STAMP)
 # Claims, seed by seed: artifacts/sweep/claims.md (PORTABLE=1: second kernel path).
 sweep: $(STAMP)
 	$(if $(PORTABLE),env $(PORTABLE_ENV)) $(BIN)/python scripts/sweep_seeds.py \
-	  --jobs $(JOBS) --seeds $(SEEDS) $(CHAPTERS)
+	  --jobs $(JOBS) $(CHAPTERS) --seeds $(SEEDS)
 
 execute: $(STAMP)
 	$(BIN)/python scripts/execute_chapters.py $(CHAPTERS)

@@ -1,6 +1,6 @@
 """Run chapters for several course seeds and tabulate every claim's figures.
 
-    python scripts/sweep_seeds.py --seeds 0 1 2 3 4 5 [--jobs 2] [NN ...]
+    python scripts/sweep_seeds.py [--jobs 2] [NN ...] --seeds 0 1 2 3 4 5
     make sweep SEEDS="3 4 5" [CHAPTERS="03 10"] [PORTABLE=1]
 
 Each (chapter, seed) runs top to bottom on a fresh kernel (nothing is
