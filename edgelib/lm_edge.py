@@ -205,7 +205,8 @@ def export_cached(model, config: dict, chunks: dict[str, int] | None = None,
 
     Position p attends to the cache slots 0 .. p (the earlier tokens and
     itself); later slots are masked (score + `mask_value`). Positions past the
-    context are neither embedded nor written (padding). The weights are
+    context (padding) take the last position's embedding and are not written
+    into the cache; their logits mean nothing. The weights are
     variables shared by the signatures, stored once in the file.
     """
     import tensorflow as tf
