@@ -172,6 +172,50 @@ def block_weights(model, config: dict) -> dict:
     return out
 
 
+def matrix_inputs(model, windows, batch_size: int = 50) -> dict[str, np.ndarray]:
+    """What reaches each weight matrix of `model` while it reads `windows`
+    (count, context) of token ids: {kernel variable name: (rows, inputs) array},
+    one row per position and window, in the layout of the matrix's input axes
+    (an attention output projection's (heads, head size) input is flattened).
+    The calibration statistics of data-aware quantization (chapter 17's GPTQ)
+    are built from these. Recorded by wrapping, for the duration of the call,
+    every layer that owns a kernel."""
+    import tf_keras as keras
+
+    windows = np.asarray(windows)
+    if windows.ndim != 2 or windows.shape[0] < 1:
+        raise LMEdgeError(f"windows must be a (count, context) array of token ids with "
+                          f"count >= 1, got shape {windows.shape}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise LMEdgeError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    layers = [m for m in model.submodules if isinstance(m, keras.layers.Layer)
+              and getattr(m, "kernel", None) is not None]
+    if not layers:
+        raise LMEdgeError("the model has no layer with a kernel to record the inputs of")
+    recorded: dict[str, list[np.ndarray]] = {layer.kernel.name: [] for layer in layers}
+
+    def recording(layer, call):
+        kernel_shape = tuple(layer.kernel.shape)
+
+        def wrapped(inputs, *args, **kwargs):
+            x = np.asarray(inputs)
+            axes = max(n for n in range(1, len(kernel_shape))
+                       if x.shape[-n:] == kernel_shape[:n])     # the input axes of the kernel
+            recorded[layer.kernel.name].append(x.reshape(-1, math.prod(kernel_shape[:axes])))
+            return call(inputs, *args, **kwargs)
+        return wrapped
+
+    for layer in layers:
+        layer.call = recording(layer, layer.call)
+    try:
+        for start in range(0, len(windows), batch_size):
+            model(windows[start:start + batch_size], training=False)
+    finally:
+        for layer in layers:
+            del layer.call                                # the class's own call again
+    return {name: np.concatenate(rows) for name, rows in recorded.items()}
+
+
 def _saved_model_to_tflite(module, signatures: dict) -> bytes:
     """Convert a tf.Module with several signatures (name -> concrete function)
     to ONE .tflite file through a SavedModel (the converter reads several

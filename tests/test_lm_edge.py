@@ -208,3 +208,24 @@ def test_stored_tensor_reads_the_flatbuffer(blobs):
         tflite.stored_tensor(blobs["float32"], "no such tensor")
     with pytest.raises(tflite.ConversionError, match="bytes of a .tflite"):
         tflite.stored_tensor(b"", name)
+
+
+def test_matrix_inputs_are_what_each_matrix_reads(tiny):
+    windows = np.random.default_rng(1).integers(0, len(TINY["vocab"]), (3, TINY["context"]))
+    inputs = lm_edge.matrix_inputs(tiny, windows, batch_size=2)
+    kernels = {v.name: v.numpy() for v in tiny.weights if "kernel" in v.name}
+    assert set(inputs) == set(kernels)
+    for name, x in inputs.items():
+        in_dim = kernels[name].size // kernels[name].shape[-1] \
+            if "attention_output" in name else kernels[name].shape[0]
+        assert x.shape == (3 * TINY["context"], in_dim), name
+    logits_kernel, logits_bias = tiny.get_layer("logits").weights
+    rebuilt = inputs[logits_kernel.name] @ logits_kernel.numpy() + logits_bias.numpy()
+    expected = tiny.predict(windows, verbose=0).reshape(-1, logits_kernel.shape[-1])
+    np.testing.assert_allclose(rebuilt, expected, atol=1e-4)
+    assert all("call" not in vars(layer) for layer in tiny.submodules
+               if hasattr(layer, "kernel"))                     # the wrappers are gone
+    with pytest.raises(lm_edge.LMEdgeError, match="count, context"):
+        lm_edge.matrix_inputs(tiny, windows[0])
+    with pytest.raises(lm_edge.LMEdgeError, match="batch_size"):
+        lm_edge.matrix_inputs(tiny, windows, batch_size=0)
