@@ -109,7 +109,7 @@ class MLP:
         self.sizes, self.activation = sizes, activation
         self.f, self.f_prime = ACTIVATIONS[activation]
         rng = np.random.default_rng(seed)
-        gain = 2.0 if activation == "relu" else 1.0  # He vs Glorot-style variance
+        gain = 2.0 if activation == "relu" else 1.0  # He (2 / n_in) vs LeCun (1 / n_in) variance
         self.W = [rng.normal(0.0, np.sqrt(gain / n_in), size=(n_out, n_in))
                   for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
         self.b = [np.zeros((n_out, 1)) for n_out in sizes[1:]]
