@@ -5,13 +5,13 @@ from __future__ import annotations
 from .course import CHAPTERS, STAGES, written
 
 
-def edge_cloud_map(chapters=CHAPTERS, ax=None, available=None):
+def edge_cloud_map(chapters=CHAPTERS, ax=None, available=None, fontsize=7.5):
     """Draw the path data source -> edge device -> edge server -> cloud -> storage
     with each chapter's number placed under the stages it works on.
 
     Chapters whose number is not in `available` (by default the notebooks
     present in chapters/, see `course.written`) are drawn in grey italics,
-    marked "planned"."""
+    marked "planned". `fontsize`: of the chapter labels."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
@@ -34,7 +34,7 @@ def edge_cloud_map(chapters=CHAPTERS, ax=None, available=None):
             ready = c.number in available
             ax.text(x0 + 0.02, -0.25 - 0.22 * k,
                     f"{c.number:02d} {c.title}" + ("" if ready else " (planned)"),
-                    fontsize=7.5, va="top", color="black" if ready else "#888888",
+                    fontsize=fontsize, va="top", color="black" if ready else "#888888",
                     style="normal" if ready else "italic")
     rows = max(sum(stage in c.stages for c in chapters) for stage in STAGES)
     ax.set_xlim(-0.2, len(STAGES) * (width + gap))
