@@ -37,6 +37,7 @@ class Latency:
     mean: float
     repeats: int
     first_call: float  # the very first call (cold), not part of the statistics
+    best: float = float("nan")  # the fastest run: the least disturbed by other load
 
     def __str__(self) -> str:
         return (f"p50 {self.p50:.3f} ms, p90 {self.p90:.3f} ms, p99 {self.p99:.3f} ms "
@@ -53,7 +54,8 @@ def _check(repeats: int, warmup: int) -> None:
 def _stats(samples_s: list[float], first_s: float) -> Latency:
     ms = np.asarray(samples_s) * 1e3
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return Latency(float(p50), float(p90), float(p99), float(ms.mean()), len(ms), first_s * 1e3)
+    return Latency(float(p50), float(p90), float(p99), float(ms.mean()), len(ms), first_s * 1e3,
+                   float(ms.min()))
 
 
 def _time(fn: Callable[[], object]) -> float:
