@@ -23,8 +23,6 @@ def _grad_fn(params):  # gradient of sum((p - 1)^2 * [1..n]) : an uneven bowl
     (lambda: opt.SGD(0.05, keras_rounding=True), lambda k: k.optimizers.SGD(0.05)),
     (lambda: opt.SGD(0.05, 0.9, keras_rounding=True),
      lambda k: k.optimizers.SGD(0.05, momentum=0.9)),
-    (lambda: opt.SGD(0.05, 0.9, True, keras_rounding=True),
-     lambda k: k.optimizers.SGD(0.05, 0.9, nesterov=True)),
     (lambda: opt.Adam(0.05, keras_rounding=True), lambda k: k.optimizers.Adam(0.05)),
     (lambda: opt.AdamW(0.05, 0.1, keras_rounding=True),
      lambda k: k.optimizers.AdamW(0.05, weight_decay=0.1)),

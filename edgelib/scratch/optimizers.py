@@ -5,7 +5,6 @@ match tf_keras' formulas step for step.
     opt.step(params, grads)      # lists of arrays; params are updated in place
 
 SGD (Keras' form):      v <- mu v - lr g;   p <- p + v
-    Nesterov:           p <- p + mu v - lr g   (with the new v)
 Adam:                   m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
                         p <- p - lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
 AdamW:                  p <- p - lr wd p   (decoupled decay, before the Adam step)
@@ -72,12 +71,11 @@ class SGD(Optimizer):
     """Gradient descent; with momentum mu in Keras' velocity form."""
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0,
-                 nesterov: bool = False, keras_rounding: bool = False):
+                 keras_rounding: bool = False):
         super().__init__(learning_rate, keras_rounding)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = _float32(momentum) if keras_rounding else float(momentum)
-        self.nesterov = bool(nesterov)
 
     def _update(self, i, p, g, params):
         if self.momentum == 0:
@@ -86,10 +84,7 @@ class SGD(Optimizer):
         v = self._slot("velocity", params)[i]
         v *= self.momentum
         v -= self.learning_rate * g
-        if self.nesterov:
-            p += self.momentum * v - self.learning_rate * g
-        else:
-            p += v
+        p += v
 
 
 class Adam(Optimizer):
