@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test lint unit notebooks portable seeds sweep execute bench student walk autograde \
-        classroom release lock clean help
+        classroom release lock clean help book book-test
 
 help:
 	@echo "make lab        open the course in JupyterLab (creates .venv on first use)"
@@ -27,6 +27,9 @@ help:
 	@echo "make classroom the walk and the autograde sharing one execution (what CI runs)"
 	@echo "make release   before a release: make seeds SEEDS=\"1 2 3 4 5\", make autograde, make bench"
 	@echo "make lock       rewrite constraints.txt from the current .venv"
+	@echo "make book       the course as a static website from the stored notebooks: build/book/html"
+	@echo "                (EDITION=student: the student edition, build/book-student/html)"
+	@echo "make book-test  make book, then every page opened in headless Chromium and checked"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -111,3 +114,22 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+# The website: Jupyter Book 1 in its own environment (.venv-book), built from
+# the stored outputs (nothing executed); book-test opens every page in headless
+# Chromium (Debian's chromium and chromium-driver, installed here if missing).
+BOOK_VENV  := .venv-book
+BOOK_STAMP := $(BOOK_VENV)/.installed
+EDITION    ?= learner
+$(BOOK_STAMP): book/requirements.txt book/constraints.txt
+	$(PYTHON) -m venv $(BOOK_VENV)
+	$(BOOK_VENV)/bin/python -m pip install --quiet -c book/constraints.txt -r book/requirements.txt
+	touch $(BOOK_STAMP)
+
+book: $(STAMP) $(BOOK_STAMP)
+	$(BIN)/python scripts/build_book.py --edition $(EDITION)
+
+book-test: book
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+	$(BOOK_VENV)/bin/python -m pytest -c book/pytest.ini book/test_site.py --edition $(EDITION)
