@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Jupyter refuses to run as root unless told; containers often run as root.
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test lint unit notebooks portable seeds sweep execute bench student walk autograde \
+.PHONY: lab test lint unit notebooks portable seeds sweep execute bench bench-serve student walk autograde \
         classroom release lock clean help book book-test
 
 help:
@@ -86,6 +86,9 @@ execute: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --readme
+
+bench-serve: $(STAMP)
+	$(BIN)/python scripts/bench_serve.py --out build/bench_serve
 
 student: $(STAMP)
 	$(BIN)/python scripts/classroom.py $(CHAPTERS)

@@ -123,10 +123,13 @@ class EdgeModel:
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be an int >= 1, got {threads!r}")
         self.content = read_model_bytes(model)
+        self._threads = threads
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         resolver = (OpResolverType.AUTO if delegate
                     else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        self._resolver = resolver
+        self._batch_interpreters: dict = {}
         with quiet_native_stderr():
             try:
                 self.interpreter = Interpreter(model_content=self.content, num_threads=threads,
@@ -164,7 +167,11 @@ class EdgeModel:
         return example.astype(dtype)
 
     def _read(self, detail: dict) -> np.ndarray:
-        out = self.interpreter.get_tensor(detail["index"])
+        return self._read_from(self.interpreter, detail)
+
+    @staticmethod
+    def _read_from(interpreter, detail: dict) -> np.ndarray:
+        out = interpreter.get_tensor(detail["index"])
         scale, zero_point = detail["quantization"]
         if np.dtype(detail["dtype"]).kind in "iu" and scale != 0:
             return (out.astype(np.float32) - zero_point) * scale
@@ -261,10 +268,56 @@ class EdgeModel:
             peak = max(peak, alive)
         return peak
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Run a batch of examples one by one; return the stacked float outputs."""
+    def _checked_batch(self, x) -> np.ndarray:
         x = self.validate(x, batch=True)
         if len(self.outputs) != 1:
             raise ValueError("predict handles single-output models; use invoke() per example")
-        x = x.astype(self._quantize_dtype(), copy=False)
+        return x.astype(self._quantize_dtype(), copy=False)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Run a batch of examples one by one; return the stacked float outputs."""
+        x = self._checked_batch(x)
         return np.concatenate([self._run(self._prepare(example)[None]) for example in x], axis=0)
+
+    def _batch_interpreter(self, size: int):
+        """An interpreter whose input has batch axis `size`, allocated once and kept
+        (resizing and allocating costs far more than an inference of the digits CNN)."""
+        cache = self._batch_interpreters
+        if size not in cache:
+            from ai_edge_litert.interpreter import Interpreter
+
+            with quiet_native_stderr():
+                interpreter = Interpreter(model_content=self.content, num_threads=self._threads,
+                                          experimental_op_resolver_type=self._resolver)
+                interpreter.resize_tensor_input(self.input["index"],
+                                                [size, *self.input_shape], strict=False)
+                try:
+                    interpreter.allocate_tensors()
+                except (ValueError, RuntimeError) as exc:
+                    raise ValueError(f"the model does not accept a batch of {size}: {exc}"
+                                     ) from exc
+            cache[size] = interpreter
+        return cache[size]
+
+    def predict_batch(self, x: np.ndarray, max_batch: int = 32) -> np.ndarray:
+        """Like `predict` (same checks, same outputs) but one invoke per chunk of at
+        most `max_batch` examples, each chunk padded to a power of two so that only
+        a few interpreters (batch 1, 2, 4, ... max_batch) are ever allocated.
+
+        Raises ValueError if the model's batch axis is fixed (cannot be resized)."""
+        if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
+            raise ValueError(f"max_batch must be an int >= 1, got {max_batch!r}")
+        x = self._checked_batch(x)
+        prepared = self._prepare(x)
+        outputs = []
+        for start in range(0, len(prepared), max_batch):
+            chunk = prepared[start:start + max_batch]
+            size = 1 << (len(chunk) - 1).bit_length()
+            if size > len(chunk):
+                pad = np.zeros((size - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            interpreter = self._batch_interpreter(size)
+            interpreter.set_tensor(self.input["index"], np.ascontiguousarray(chunk))
+            interpreter.invoke()
+            outputs.append(self._read_from(interpreter, self.outputs[0])[:len(prepared) - start])
+        return np.concatenate(outputs, axis=0)[:len(prepared)]

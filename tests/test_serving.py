@@ -402,3 +402,162 @@ def test_histogram_of_the_served_latency(server, client, model_files):
     assert list(bounds[:-1]) == list(serving.LATENCY_BUCKETS)
     assert 0 < serving.histogram_quantile(bounds, cumulative, 0.5) <= serving.LATENCY_BUCKETS[-1]
     assert server in serving.live_servers()
+
+
+# --- batching, overload, model faults, workers --------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["digits-float32", "digits-int8"])
+def test_predict_batch_equals_predict(model_files, name):
+    """One invoke per power-of-two chunk gives the example-by-example outputs."""
+    paths, x = model_files
+    model = EdgeModel(paths[name])
+    reference = model.predict(x[:45])
+    np.testing.assert_allclose(model.predict_batch(x[:45], max_batch=16), reference, atol=1e-6)
+    np.testing.assert_allclose(model.predict_batch(x[:3]), reference[:3], atol=1e-6)
+    with pytest.raises(ValueError, match="max_batch must be an int >= 1"):
+        model.predict_batch(x[:3], max_batch=0)
+    with pytest.raises(ValueError, match="shape"):
+        model.predict_batch(x[:3, :27])
+
+
+def _asgi_answers(app, requests: list[tuple[str, bytes]]) -> list:
+    """POST every (path, body) at once to the in-process app; the responses in order."""
+    import asyncio
+
+    async def run():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+            return await asyncio.gather(*(http.post(path, content=body,
+                                                    headers={"content-type": "application/json"})
+                                          for path, body in requests))
+
+    return asyncio.run(run())
+
+
+def test_concurrent_requests_run_as_one_batch(model_files):
+    paths, x = model_files
+    app = serving.create_app({"m": paths["digits-int8"]}, max_batch=8, max_wait_ms=50)
+    good = [("/models/m/predict", serving.request_body(x[i:i + 1])) for i in range(6)]
+    bad = ("/models/m/predict", serving.request_body(np.full((1, 28, 28, 1), 1e6)))
+    answers = _asgi_answers(app, [*good[:3], bad, *good[3:]])
+    statuses = [r.status_code for r in answers]
+    assert statuses == [200, 200, 200, 422, 200, 200, 200], statuses
+    assert answers[3].json()["reason"] == "out_of_range"  # only the bad request fails
+    got = np.array([r.json()["outputs"][0] for i, r in enumerate(answers) if i != 3])
+    np.testing.assert_allclose(got, EdgeModel(paths["digits-int8"]).predict(x[:6]), atol=1e-6)
+    text = app.state.metrics.text().decode()
+    assert counter(text, "edge_batch_examples_count", model="m") < 7  # some ran together
+    assert counter(text, "edge_batch_examples_sum", model="m") >= 7
+    assert counter(text, "edge_queue_seconds_count", model="m") >= 7
+    assert counter(text, "edge_predict_in_flight", model="m") == 0
+    assert counter(text, "process_resident_memory_bytes") > 0
+    digest = __import__("hashlib").sha256(paths["digits-int8"].read_bytes()).hexdigest()
+    assert counter(text, "edge_model_file", model="m", sha256=digest) == 1
+
+
+def test_a_full_queue_answers_503_with_retry_after(model_files, monkeypatch):
+    import time
+
+    paths, x = model_files
+    slow = EdgeModel.predict_batch
+
+    def predict_batch(self, batch, max_batch=32):
+        time.sleep(0.2)
+        return slow(self, batch, max_batch=max_batch)
+
+    monkeypatch.setattr(EdgeModel, "predict_batch", predict_batch)
+    app = serving.create_app({"m": paths["digits-float32"]}, max_batch=1, max_queue=2)
+    answers = _asgi_answers(app, [("/models/m/predict", serving.request_body(x[:1]))] * 8)
+    statuses = sorted(r.status_code for r in answers)
+    assert 200 in statuses and 503 in statuses and set(statuses) == {200, 503}, statuses
+    refused = next(r for r in answers if r.status_code == 503)
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["reason"] == "overloaded" and "retry" in refused.json()["detail"]
+
+
+def test_a_model_fault_is_a_500(model_files, monkeypatch):
+    paths, x = model_files
+
+    def broken(self, batch, max_batch=32):
+        raise RuntimeError("tensor arena corrupted")
+
+    monkeypatch.setattr(EdgeModel, "predict_batch", broken)
+    app = serving.create_app({"m": paths["digits-float32"]})
+    (answer,) = _asgi_answers(app, [("/models/m/predict", serving.request_body(x[:1]))])
+    assert answer.status_code == 500 and answer.json()["reason"] == "model_fault"
+    assert "tensor arena corrupted" in answer.json()["detail"]
+    text = app.state.metrics.text().decode()
+    assert counter(text, "edge_predict_requests_total", model="m", status="500") == 1
+
+
+def test_two_workers_share_the_port(model_files):
+    paths, x = model_files
+    with serving.start_server({"m": paths["digits-float32"]}, workers=2) as handle:
+        with serving.Client(handle.url) as client:
+            for _ in range(4):
+                np.testing.assert_allclose(client.predict("m", x[:2]),
+                                           EdgeModel(paths["digits-float32"]).predict(x[:2]),
+                                           atol=1e-6)
+        children = subprocess.run(["pgrep", "-P", str(handle.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        assert len(children) == 2, children
+    for pid in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)
+
+
+@pytest.mark.parametrize("argument, words", [
+    (["--workers", "0"], "--workers must be between 1 and 64"),
+    (["--max-batch", "0"], "max_batch must be an int >= 1"),
+    (["--max-queue", "-1"], "max_queue must be an int >= 1"),
+    (["--max-wait-ms", "nan"], "max_wait_ms must be a number"),
+])
+def test_command_line_refuses_bad_serving_options(model_files, argument, words):
+    paths, _ = model_files
+    proc = subprocess.run([sys.executable, "-m", "edgelib.serving", "--model",
+                           f"m={paths['digits-float32']}", *argument],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+
+
+# --- the Open Inference Protocol (KServe v2) ------------------------------------------------
+
+
+def _v2_tensor(x: np.ndarray, **changes) -> dict:
+    tensor = {"name": "input", "shape": list(x.shape), "datatype": "FP32",
+              "data": x.ravel().tolist()}
+    return {"id": "r1", "inputs": [{**tensor, **changes}]}
+
+
+def test_open_inference_protocol(model_files, http):
+    paths, x = model_files
+    assert http.get("/v2/health/ready").status_code == 200
+    assert http.get("/v2/health/live").status_code == 200
+    assert http.get("/v2/models/digits-int8/ready").json()["ready"] is True
+    meta = http.get("/v2/models/digits-int8").json()
+    assert meta["inputs"][0]["shape"] == [-1, 28, 28, 1] and meta["inputs"][0]["datatype"] == "FP32"
+    assert meta["outputs"][0]["shape"] == [-1, 10]
+    answer = http.post("/v2/models/digits-int8/infer", json=_v2_tensor(x[:3]))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["id"] == "r1" and body["model_name"] == "digits-int8"
+    out = body["outputs"][0]
+    assert out["shape"] == [3, 10] and out["datatype"] == "FP32"
+    np.testing.assert_allclose(np.reshape(out["data"], (3, 10)),
+                               EdgeModel(paths["digits-int8"]).predict(x[:3]), atol=1e-6)
+    assert http.get("/v2/models/nope").status_code == 404
+
+
+@pytest.mark.parametrize("document, status, words", [
+    ({"inputs": []}, 422, "exactly one input tensor"),
+    ({"inputs": [{"name": "x"}]}, 422, "lacks ['shape', 'datatype', 'data']"),
+    (_v2_tensor(np.zeros((1, 28, 28, 1)), datatype="BYTES"), 422, "datatype must be one of"),
+    (_v2_tensor(np.zeros((1, 28, 28, 1)), shape=[1, 28, 28]), 422, "expected [N, 28, 28, 1]"),
+    (_v2_tensor(np.zeros((1, 28, 28, 1)), data=[0.0] * 5), 422, "data holds 5 values"),
+    (_v2_tensor(np.zeros((1, 28, 28, 1)), data=["0"] * 784), 422, "only numbers"),
+    (_v2_tensor(np.zeros((1, 28, 28, 1)), data=[1e39] * 784), 422, "finite"),
+])
+def test_bad_open_inference_requests(http, document, status, words):
+    answer = http.post("/v2/models/digits-float32/infer", json=document)
+    assert answer.status_code == status and words in answer.json()["error"], answer.text
