@@ -388,17 +388,23 @@ def inputs_from_json(document, input_shape: tuple[int, ...]) -> np.ndarray:
         raise _Reject(422, "wrong_shape",
                       f"'inputs' has shape {_fmt(array.shape)}, expected a batch of shape "
                       f"{expected} (the batch axis first, even for one example)")
+    return _finite_float32(array, "'inputs'")
+
+
+def _finite_float32(array: np.ndarray, what: str) -> np.ndarray:
+    """float32 copy of an array of Python numbers; `_Reject` (422) naming `what`
+    if one is too large for a float or not finite in float32."""
     try:
         values = array.astype(np.float64)
     except OverflowError:
         raise _Reject(422, "non_finite",
-                      "'inputs' holds an integer too large for a float: expected finite "
+                      f"{what} holds an integer too large for a float: expected finite "
                       "numbers") from None
     batch = values.astype(np.float32)
     if not np.isfinite(batch).all():
         where = np.argwhere(~np.isfinite(batch))[0]
         raise _Reject(422, "non_finite",
-                      f"'inputs' must be finite numbers, found {float(values[tuple(where)])!r} at "
+                      f"{what} must be finite numbers, found {float(values[tuple(where)])!r} at "
                       f"index {list(map(int, where))} (NaN, Infinity or beyond float32)")
     return batch
 
@@ -454,15 +460,7 @@ def inputs_from_v2(document, model: ServedModel) -> np.ndarray:
     if len(flat) != math.prod(shape):
         raise _Reject(422, "wrong_shape", f"data holds {len(flat)} values, shape {shape} needs "
                       f"{math.prod(shape)}")
-    try:
-        values = np.array(flat, dtype=np.float64)
-    except OverflowError:
-        raise _Reject(422, "non_finite", "data holds an integer too large for a float") from None
-    batch = values.astype(np.float32).reshape(shape)
-    if not np.isfinite(batch).all():
-        raise _Reject(422, "non_finite", "data must be finite numbers (no NaN, Infinity or "
-                      "values beyond float32)")
-    return batch
+    return _finite_float32(np.array(flat, dtype=object), "data").reshape(shape)
 
 
 def _parse_json(body: bytes):
