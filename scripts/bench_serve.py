@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgelib import serving  # noqa: E402
+from edgelib import profiling, serving  # noqa: E402
 
 
 def _request(host: str, port: int, method: str, path: str, body: bytes = b"") -> bytes:
@@ -130,17 +130,10 @@ def batch_mean(metrics_text: str) -> float:
     return total / count if count else float("nan")
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
 def run(args) -> str:
     x = np.load(args.examples) if args.examples else np.random.default_rng(0).random(
         (64, 28, 28, 1), dtype=np.float32)
-    lines = [f"CPU: {cpu_model()} ({os.cpu_count()} cores), load average before: "
+    lines = [f"CPU: {profiling.cpu_line()}, load average before: "
              f"{os.getloadavg()[0]:.2f}; server: --workers {args.workers} "
              f"--max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms}", "",
              "| load | connections / offered | requests/s | p50 ms | p99 ms | mean batch | "
