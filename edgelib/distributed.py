@@ -46,6 +46,7 @@ RESULT_NAME = "worker-{index}.json"
 LOG_NAME = "worker-{index}.log"
 ERR_NAME = "worker-{index}.err"
 WEIGHTS_NAME = "weights.npz"
+BACKUP_NAME = "backup"
 MODULE = "edgelib.distributed"
 
 
@@ -179,6 +180,10 @@ def ring_allreduce(vectors: list) -> tuple[list, list[int]]:
 def step_timer():
     """A Keras callback that times training: `.seconds` (one per epoch) and `.steps`.
 
+    `.cpu_seconds[e]` is the CPU time this process used during epoch e (all
+    its threads, `time.process_time`): unlike wall time, it hardly changes
+    when other programs share the cores.
+
     `.steps[e]` lists the duration of every training step of epoch e, in
     seconds; `steady_step()` is the median step time after the first epoch
     (which includes tracing the graph). The median shrugs off the spikes of
@@ -191,9 +196,11 @@ def step_timer():
             super().__init__()
             self.seconds: list[float] = []
             self.steps: list[list[float]] = []
+            self.cpu_seconds: list[float] = []
 
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch_t0 = time.perf_counter()
+            self._epoch_cpu0 = time.process_time()
             self.steps.append([])
 
         def on_train_batch_begin(self, batch, logs=None):
@@ -204,6 +211,7 @@ def step_timer():
 
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self._epoch_t0)
+            self.cpu_seconds.append(time.process_time() - self._epoch_cpu0)
 
         def steady_step(self) -> float:
             """Median seconds per step over the epochs after the first."""
@@ -213,6 +221,13 @@ def step_timer():
             if not later:
                 raise ValueError("steady_step needs at least 2 epochs (the first one traces)")
             return float(np.median(later))
+
+        def steady_cpu_step(self) -> float:
+            """CPU seconds per step over the epochs after the first."""
+            steps = sum(len(epoch) for epoch in self.steps[1:])
+            if not steps:
+                raise ValueError("steady_cpu_step needs at least 2 epochs (the first one traces)")
+            return float(sum(self.cpu_seconds[1:]) / steps)
 
     return StepTimer()
 
@@ -252,8 +267,12 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def train_worker(out: Path, epochs: int, global_batch: int, learning_rate: float, seed: int,
-                 threads: int, train_examples: int | None) -> dict:
-    """Train the digits CNN as one worker of the cluster TF_CONFIG describes; see module doc."""
+                 threads: int, train_examples: int | None, backup: bool = False) -> dict:
+    """Train the digits CNN as one worker of the cluster TF_CONFIG describes; see module doc.
+
+    With `backup`, `keras.callbacks.BackupAndRestore(OUT/backup)` saves the
+    training state after every epoch, and a restarted cluster resumes from it.
+    """
     started = time.time()
     workers, index = parse_tf_config(os.environ.get("TF_CONFIG"))
     n = len(workers)
@@ -295,14 +314,24 @@ def train_worker(out: Path, epochs: int, global_batch: int, learning_rate: float
 
     timer = step_timer()
     epoch_times = timer.seconds
+    callbacks = [timer]
+    if backup:  # before the log line: "epoch k" is printed once epoch k is saved
+        callbacks.append(keras.callbacks.BackupAndRestore(str(out / BACKUP_NAME)))
+    first_epoch = []
 
     class EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if not first_epoch:
+                first_epoch.append(epoch + 1)
+                if epoch:
+                    log(f"resumed from the backup: starting at epoch {epoch + 1}/{epochs}")
+
         def on_epoch_end(self, epoch, logs=None):
             log(f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, "
                 f"accuracy {logs['accuracy']:.4f}, {epoch_times[-1]:.2f} s")
 
     t0 = time.perf_counter()
-    history = model.fit(data, epochs=epochs, verbose=0, callbacks=[timer, EpochLog()])
+    history = model.fit(data, epochs=epochs, verbose=0, callbacks=[*callbacks, EpochLog()])
     fit_seconds = time.perf_counter() - t0
     if index == 0:
         np.savez(out / WEIGHTS_NAME, *model.get_weights())
@@ -316,8 +345,11 @@ def train_worker(out: Path, epochs: int, global_batch: int, learning_rate: float
         "accuracy": [float(v) for v in history.history["accuracy"]],
         "started": started, "ready": ready, "finished": time.time(),
         "startup_seconds": ready - started, "fit_seconds": fit_seconds,
+        "first_epoch": first_epoch[0] if first_epoch else None,
         "epoch_seconds": epoch_times, "step_seconds": timer.steps,
-        "steady_step_seconds": timer.steady_step() if epochs > 1 else None,
+        "epoch_cpu_seconds": timer.cpu_seconds,
+        "steady_step_seconds": timer.steady_step() if len(timer.steps) > 1 else None,
+        "steady_cpu_step_seconds": timer.steady_cpu_step() if len(timer.steps) > 1 else None,
     }
     (out / RESULT_NAME.format(index=index)).write_text(json.dumps(result, indent=1))
     log("done")
@@ -339,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads per worker")
     parser.add_argument("--train-examples", type=int, default=None,
                         help="use only the first N training digits")
+    parser.add_argument("--backup", action="store_true",
+                        help="save the training state every epoch (BackupAndRestore in "
+                             "OUT/backup) and resume from it on restart")
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.parent_pid is not None:
@@ -352,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         train_worker(args.out, args.epochs, args.global_batch, args.learning_rate, args.seed,
-                     args.threads, args.train_examples)
+                     args.threads, args.train_examples, args.backup)
     except ValueError as exc:
         print(f"{MODULE}: {exc}", file=sys.stderr)
         return 2
@@ -390,6 +425,42 @@ class WorkerGroup:
     def errors(self) -> list[str]:
         """What each worker wrote on stderr (TensorFlow's native logs, tracebacks)."""
         return [_read(self.out / ERR_NAME.format(index=i)) for i in range(len(self.processes))]
+
+    def wait_for_log(self, index: int, text: str, timeout: float) -> None:
+        """Return once worker `index` has printed a line containing `text`.
+
+        Raises DistributedError (and stops the group) if a worker exits
+        first or `timeout` seconds pass.
+        """
+        self._check_index(index)
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        deadline = time.monotonic() + timeout
+        while text not in _read(self.out / LOG_NAME.format(index=index)):
+            codes = [p.poll() for p in self.processes]
+            if any(c is not None for c in codes) or time.monotonic() > deadline:
+                self.stop()
+                raise DistributedError(f"worker {index} did not print {text!r} (exit codes "
+                                       f"{codes}, {timeout} s allowed); the group was "
+                                       f"stopped.\n{self._report()}")
+            time.sleep(0.02)
+
+    def kill(self, index: int) -> int:
+        """Kill worker `index` at once (SIGKILL to its process group), as a crash would.
+
+        Returns its exit code (-9).
+        """
+        self._check_index(index)
+        process = self.processes[index]
+        with _ignore_missing():
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.wait(10)
+
+    def _check_index(self, index: int) -> None:
+        if not isinstance(index, int) or isinstance(index, bool) \
+                or not 0 <= index < len(self.processes):
+            raise ValueError(f"index must be a worker index in 0..{len(self.processes) - 1}, "
+                             f"got {index!r}")
 
     def _report(self) -> str:
         parts = []
@@ -486,7 +557,8 @@ def _stop_all() -> None:
 
 def start_workers(n: int, out: str | Path, epochs: int = 3, global_batch: int = 64,
                   learning_rate: float = 3e-3, seed: int | None = None, threads: int = 1,
-                  train_examples: int | None = None, host: str = DEFAULT_HOST) -> WorkerGroup:
+                  train_examples: int | None = None, host: str = DEFAULT_HOST,
+                  backup: bool = False) -> WorkerGroup:
     """Start `n` worker processes of one MultiWorkerMirroredStrategy cluster on this machine.
 
     Each gets free ports' addresses in its `TF_CONFIG` and runs
@@ -494,7 +566,10 @@ def start_workers(n: int, out: str | Path, epochs: int = 3, global_batch: int = 
     OUT/worker-<i>.log, stderr to OUT/worker-<i>.err), in a new process
     group. Returns a `WorkerGroup` at once: call `wait(timeout)` for the
     results, and use it as a context manager (or `stop()`) so the workers
-    end on error too. `seed` defaults to the course seed.
+    end on error too. `seed` defaults to the course seed. With `backup`, the
+    workers save their training state in OUT/backup after every epoch
+    (BackupAndRestore) and a group started again on the same OUT resumes
+    from it; the backup is kept until a run completes.
     """
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 8:
         raise ValueError(f"n must be an int in 1..8 (workers on this machine), got {n!r}")
@@ -524,6 +599,8 @@ def start_workers(n: int, out: str | Path, epochs: int = 3, global_batch: int = 
                "--seed", str(seed), "--threads", str(threads), "--parent-pid", str(os.getpid())]
     if train_examples is not None:
         command += ["--train-examples", str(int(train_examples))]
+    if backup:
+        command.append("--backup")
     processes: list[subprocess.Popen] = []
     started = time.time()
     group = WorkerGroup(processes=processes, addresses=addresses, out=out, started=started)

@@ -156,3 +156,32 @@ def test_step_timer_needs_two_epochs(tf_ready):
     timer = distributed.step_timer()
     with pytest.raises(ValueError, match="at least 2 epochs"):
         timer.steady_step()
+
+
+def test_wait_for_log_and_kill_a_worker(tmp_path):
+    (tmp_path / "worker-1.log").write_text("worker 1 (worker): epoch 1/3: loss 0.5\n")
+    group = distributed.WorkerGroup([_sleeper(), _sleeper()], ["a:1", "a:2"], tmp_path,
+                                    time.time())
+    group.wait_for_log(1, "epoch 1/3", timeout=5)  # already printed: returns at once
+    assert group.kill(1) == -9 and group.alive == [True, False]
+    with pytest.raises(distributed.DistributedError, match="a worker failed"):
+        group.wait(timeout=30)
+    assert all(code is not None for code in group.stop())
+    with pytest.raises(ValueError, match="index must be a worker index in 0..1"):
+        group.kill(2)
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        group.wait_for_log(0, "never", timeout=-1)
+
+
+def test_wait_for_log_stops_the_group_when_a_worker_exits_first(tmp_path):
+    group = distributed.WorkerGroup([_sleeper(), _sleeper()], ["a:1", "a:2"], tmp_path,
+                                    time.time())
+    group.kill(0)
+    with pytest.raises(distributed.DistributedError, match="did not print 'epoch 1/3'"):
+        group.wait_for_log(1, "epoch 1/3", timeout=30)
+    assert all(code is not None for code in [p.poll() for p in group.processes])
+
+
+def test_step_timer_cpu_step_needs_two_epochs(tf_ready):
+    with pytest.raises(ValueError, match="at least 2 epochs"):
+        distributed.step_timer().steady_cpu_step()
