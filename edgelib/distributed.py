@@ -317,12 +317,14 @@ def train_worker(out: Path, epochs: int, global_batch: int, learning_rate: float
     callbacks = [timer]
     if backup:  # before the log line: "epoch k" is printed once epoch k is saved
         callbacks.append(keras.callbacks.BackupAndRestore(str(out / BACKUP_NAME)))
-    first_epoch = []
+    first_epoch, start_iterations = [], []
 
     class EpochLog(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if not first_epoch:
                 first_epoch.append(epoch + 1)
+                # the optimizer's step count as training starts (restored from a backup)
+                start_iterations.append(int(self.model.optimizer.iterations.numpy()))
                 if epoch:
                     log(f"resumed from the backup: starting at epoch {epoch + 1}/{epochs}")
 
@@ -346,6 +348,8 @@ def train_worker(out: Path, epochs: int, global_batch: int, learning_rate: float
         "started": started, "ready": ready, "finished": time.time(),
         "startup_seconds": ready - started, "fit_seconds": fit_seconds,
         "first_epoch": first_epoch[0] if first_epoch else None,
+        "start_iterations": start_iterations[0] if start_iterations else None,
+        "end_iterations": int(model.optimizer.iterations.numpy()),
         "epoch_seconds": epoch_times, "step_seconds": timer.steps,
         "epoch_cpu_seconds": timer.cpu_seconds,
         "steady_step_seconds": timer.steady_step() if len(timer.steps) > 1 else None,

@@ -140,6 +140,7 @@ def test_two_workers_train_save_and_leave_nothing_behind(tmp_path, tf_ready):
     assert [r["index"] for r in results] == [0, 1]
     assert all(r["replicas_in_sync"] == 2 and r["steps_per_epoch"] == 4 for r in results)
     assert results[0]["loss"] == results[1]["loss"]  # metrics are all-reduced
+    assert all(r["start_iterations"] == 0 and r["end_iterations"] == 8 for r in results)
     assert len(results[0]["step_seconds"][1]) == 4 and results[0]["steady_step_seconds"] > 0
     logs = group.logs()
     assert "worker 0 (chief): TF_CONFIG read: task 0 of a cluster of 2 workers" in logs[0]
