@@ -95,8 +95,9 @@ def quantize(model, weight_bits: int = 8):
     experimental n-bit scheme (`DefaultNBitQuantizeScheme`) with b-bit
     symmetric weights on the narrow grid -(2^(b-1) - 1) .. 2^(b-1) - 1 (per
     channel for convolutions, per tensor for dense layers) and 8-bit
-    activations, the only activation width the TFLite converter takes. The
-    converter stores such weights as int8 that use only those levels.
+    activations, the only activation width the TFLite converter takes. With
+    3-bit weights the converter stores the kernels as INT4, two weights per
+    byte (chapter 10 reads them from the file).
     """
     import tensorflow_model_optimization as tfmot
 
