@@ -80,18 +80,22 @@ def count_event_files(logdir) -> int:
 TUNERS = ("random", "bayesian")
 
 
-def tiny_cnn_hypermodel(hp):
+def tiny_cnn_hypermodel(hp, max_learning_rate: float = 3e-2):
     """The search space of chapter 03's tuner comparison: a one-convolution CNN
-    (filters 4-16, dropout 0-0.5, Adam's learning rate 1e-4 to 3e-2, log scale)."""
+    (filters 4-16, dropout 0-0.5, Adam's learning rate 1e-4 to `max_learning_rate`,
+    log scale)."""
     import tf_keras as keras
 
+    if not 1e-4 < max_learning_rate <= 10:
+        raise ValueError(f"max_learning_rate must be in (1e-4, 10], got {max_learning_rate!r}")
     layers = keras.layers
     model = keras.Sequential([
         layers.Input((28, 28, 1)),
         layers.Conv2D(hp.Int("filters", 4, 16, step=4), 3, strides=2, activation="relu"),
         layers.MaxPooling2D(), layers.Flatten(),
         layers.Dropout(hp.Float("dropout", 0.0, 0.5, step=0.1)), layers.Dense(10)])
-    model.compile(keras.optimizers.Adam(hp.Float("learning_rate", 1e-4, 3e-2, sampling="log")),
+    learning_rate = hp.Float("learning_rate", 1e-4, max_learning_rate, sampling="log")
+    model.compile(keras.optimizers.Adam(learning_rate),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
     return model
 
@@ -100,9 +104,10 @@ def run_tuner(kind: str, train, val, seed: int, directory, max_trials: int = 8,
               num_initial_points: int = 3, epochs: int = 1, hypermodel=None):
     """Run a KerasTuner search ('random' or 'bayesian') on (x, y) pairs `train`
     and `val`, scored by validation accuracy; return (trial scores in the order
-    they ran, the best trial's `HyperParameters`). The Bayesian search draws
+    they ran, the best trial's `HyperParameters`, the trials' settings). The Bayesian search draws
     `num_initial_points` random trials, then lets its Gaussian process choose
-    the remaining `max_trials - num_initial_points`."""
+    the remaining `max_trials - num_initial_points`. Also returns each trial's
+    settings (a list of dicts, in the order they ran)."""
     import tf_keras as keras
 
     if kind not in TUNERS:
@@ -122,4 +127,5 @@ def run_tuner(kind: str, train, val, seed: int, directory, max_trials: int = 8,
     tuner.search(*train, validation_data=val, epochs=epochs, batch_size=64, verbose=0)
     trials = sorted(tuner.oracle.trials.values(), key=lambda t: int(t.trial_id))
     scores = [float(t.score) for t in trials]
-    return scores, tuner.get_best_hyperparameters()[0]
+    settings = [dict(t.hyperparameters.values) for t in trials]
+    return scores, tuner.get_best_hyperparameters()[0], settings

@@ -77,3 +77,13 @@ def test_run_tuner_refuses_a_search_that_would_be_all_random(tmp_path):
     with pytest.raises(ValueError, match="num_initial_points must be in"):
         training.run_tuner("bayesian", None, None, 0, tmp_path, max_trials=8,
                            num_initial_points=9)
+
+
+def test_tiny_cnn_hypermodel_learning_rate_range():
+    kt = training.import_keras_tuner()
+    hp = kt.HyperParameters()
+    training.tiny_cnn_hypermodel(hp, max_learning_rate=0.3)
+    rate = next(p for p in hp.space if p.name == "learning_rate")
+    assert (rate.min_value, rate.max_value, rate.sampling) == (1e-4, 0.3, "log")
+    with pytest.raises(ValueError, match="max_learning_rate must be in"):
+        training.tiny_cnn_hypermodel(kt.HyperParameters(), max_learning_rate=1e-5)
