@@ -133,7 +133,11 @@ def test_two_workers_train_save_and_leave_nothing_behind(tmp_path, tf_ready):
 
     with distributed.start_workers(2, tmp_path, epochs=2, global_batch=32, seed=0,
                                    train_examples=128) as group:
-        assert len(distributed.live_workers()) >= 2
+        pids = {process.pid for process in group.processes}
+        deadline = time.monotonic() + 10  # psutil may need a moment to list a new process
+        while not pids <= set(distributed.live_workers()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pids <= set(distributed.live_workers())
         results = group.wait(timeout=240)
     assert [p.poll() for p in group.processes] == [0, 0]
     assert distributed.live_workers() == []
