@@ -278,8 +278,15 @@ def few_shot_indices(y, shots: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
-def _fit_steps(model, x, y, steps: int, batch_size: int, seed: int, augment=None) -> None:
-    """`steps` Adam steps on minibatches of (x, y), reshuffled every pass."""
+def fit_steps(model, x, y, steps: int, batch_size: int, seed: int, augment=None) -> None:
+    """`steps` optimizer steps of a compiled `model` on minibatches of (x, y),
+    reshuffled every pass (the same batches for the same `seed`)."""
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise DistillationError(f"{name} must be a positive int, got {value!r}")
+    if len(x) != len(y) or len(x) == 0:
+        raise DistillationError(f"x and y must hold the same number (>= 1) of examples, "
+                                f"got {len(x)} and {len(y)}")
     rng = np.random.default_rng(seed)
     batch_size = min(batch_size, len(x))
     order = np.concatenate([rng.permutation(len(x))
@@ -310,7 +317,7 @@ def train_head(features, y, classes: int, steps: int = 150, batch_size: int = 32
                             name="new_head")
     head.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy",
                  metrics=["accuracy"])
-    _fit_steps(head, features.astype(np.float32), y, steps, batch_size, seed)
+    fit_steps(head, features.astype(np.float32), y, steps, batch_size, seed)
     return head
 
 
@@ -337,5 +344,5 @@ def train_from_scratch(model, x, y, steps: int = 150, batch_size: int = 32,
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    _fit_steps(model, x, y, steps, batch_size, seed, augment=shift_bands)
+    fit_steps(model, x, y, steps, batch_size, seed, augment=shift_bands)
     return model

@@ -81,6 +81,18 @@ def test_few_shot_indices(D):
         D.few_shot_indices(y, 11, np.random.default_rng(0))
 
 
+def test_fit_steps_rejects_bad_budgets(D):
+    model = _tiny_model()
+    x, y = np.zeros((4, 4), np.float32), np.zeros(4, int)
+    for kwargs, message in (({"steps": 0}, "steps must be a positive int"),
+                            ({"batch_size": 2.5}, "batch_size must be a positive int")):
+        budget = {"steps": 1, "batch_size": 2, **kwargs}
+        with pytest.raises(DistillationError, match=message):
+            D.fit_steps(model, x, y, seed=0, **budget)
+    with pytest.raises(DistillationError, match="same number"):
+        D.fit_steps(model, x, y[:3], 1, 2, 0)
+
+
 def test_extractor_head_and_attached_model(D):
     from edgelib import models
 
