@@ -59,7 +59,8 @@ range). The message says what was expected and what came.
 Two answers are not about the input: 503 `overloaded` with a `Retry-After`
 header when the model's queue already holds `--max-queue` requests (the
 server refuses rather than letting waits grow without bound), and 500
-`model_fault` when the interpreter itself fails.
+`model_fault` when the interpreter itself fails, or `non_finite_output` when it
+answers NaN or infinity for valid inputs.
 
 Dynamic batching: requests for one model wait in a bounded queue; a batch
 loop takes the requests waiting together (up to `--max-batch` examples,
@@ -694,11 +695,10 @@ def create_app(models: dict[str, str | Path | bytes], max_body_bytes: int = DEFA
             except Exception as exc:  # the interpreter failed: the server's fault, not the input's
                 raise _Reject(500, "model_fault", f"the model failed: {type(exc).__name__}: "
                               f"{exc}") from None
-            if not np.isfinite(outputs).all():
-                raise _Reject(422, "non_finite_output",
-                              f"the model's output is not finite for these inputs (they span "
-                              f"[{batch.min():.4g}, {batch.max():.4g}]); preprocess them as "
-                              "for the training data")
+            if not np.isfinite(outputs).all():  # the inputs were finite and in range
+                raise _Reject(500, "non_finite_output",
+                              f"the model's output is not finite for valid inputs (they span "
+                              f"[{batch.min():.4g}, {batch.max():.4g}]): the model is broken")
             text = json.dumps(render(outputs))
             metrics.inference.labels(name).observe(infer_s)
             metrics.examples.labels(name).inc(len(batch))

@@ -491,6 +491,19 @@ def test_a_model_fault_is_a_500(model_files, monkeypatch):
     assert counter(text, "edge_predict_requests_total", model="m", status="500") == 1
 
 
+def test_a_non_finite_output_for_valid_inputs_is_a_500(model_files, monkeypatch):
+    paths, x = model_files
+
+    def nan_model(self, batch, max_batch=32):
+        return np.full((len(batch), 10), np.nan, np.float32)
+
+    monkeypatch.setattr(EdgeModel, "predict_batch", nan_model)
+    app = serving.create_app({"m": paths["digits-float32"]})
+    (answer,) = _asgi_answers(app, [("/models/m/predict", serving.request_body(x[:1]))])
+    assert answer.status_code == 500 and answer.json()["reason"] == "non_finite_output"
+    assert "not finite for valid inputs" in answer.json()["detail"]
+
+
 def test_two_workers_share_the_port(model_files):
     paths, x = model_files
     with serving.start_server({"m": paths["digits-float32"]}, workers=2) as handle:
