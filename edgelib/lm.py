@@ -681,7 +681,7 @@ def load_or_train(path: str | Path = DEFAULT_DIR, config: dict | None = None,
                   corpus: Corpus | None = None) -> TinyLM:
     """The chapter-07 language model: loaded from `path` if a valid copy made
     with `config` (default: the chapter's recipe) is there; else trained with
-    that recipe (about 30 s on two cores) and saved to `path`."""
+    that recipe (under a minute on two cores) and saved to `path`."""
     config = copy.deepcopy(CHAPTER_CONFIG if config is None else config)
     validate_config(config)
     try:
