@@ -12,7 +12,9 @@ requests on keep-alive sockets (no HTTP library on the hot path):
   steps up until p99 passes the target or the generator falls behind.
 
 The generator measures its own CPU time and the rate it really achieved, so a
-table row where it could not keep up says so (column `sent/offered`).
+table row where it could not keep up says so (column `sent/offered`). The
+server's CPU time per request (all its processes, from psutil) is reported
+too: on a machine shared with other jobs it varies less than requests/s.
 
 Writes DIR/serve_bench.md (table) and DIR/serve_bench.png (p50 / p99 vs offered
 load, the capacity at the p99 target marked). Numbers belong in the README.
@@ -124,6 +126,14 @@ def _summary(latencies, errors, wall, cpu) -> dict:
             "generator_cpu": cpu / wall}
 
 
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server and its worker processes."""
+    import psutil
+
+    server = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in (server, *server.children(recursive=True)))
+
+
 def batch_mean(metrics_text: str) -> float:
     total = serving.metric_value(metrics_text, "edge_batch_examples_sum")
     count = serving.metric_value(metrics_text, "edge_batch_examples_count")
@@ -137,8 +147,8 @@ def run(args) -> str:
              f"{os.getloadavg()[0]:.2f}; server: --workers {args.workers} "
              f"--max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms}", "",
              "| load | connections / offered | requests/s | p50 ms | p99 ms | mean batch | "
-             "errors | generator CPU | sent/offered |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "errors | generator CPU | server CPU ms / request | sent/offered |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     sweep = []
     with serving.start_server({"digits": args.model}, workers=args.workers,
                               max_batch=args.max_batch, max_wait_ms=args.max_wait_ms) as server:
@@ -147,11 +157,17 @@ def run(args) -> str:
         predict = _request(host, port, "POST", "/models/digits/predict", body)
         health = _request(host, port, "GET", "/health")
         client = serving.Client(server.url)
+        def measure(load):  # the row, with the server's CPU ms per request added
+            cpu = server_cpu_s(server.pid)
+            row = asyncio.run(load)
+            row["server_cpu"] = 1e3 * (server_cpu_s(server.pid) - cpu) / max(row["requests"], 1)
+            return row
+
         asyncio.run(closed_loop(host, port, predict, 8, 1.0))  # warm up every worker
-        health_row = asyncio.run(closed_loop(host, port, health, 32, args.seconds))
+        health_row = measure(closed_loop(host, port, health, 32, args.seconds))
         for connections in (1, 8, 32):
             before = client.metrics()
-            row = asyncio.run(closed_loop(host, port, predict, connections, args.seconds))
+            row = measure(closed_loop(host, port, predict, connections, args.seconds))
             after = client.metrics()
             mean = ((serving.metric_value(after, "edge_batch_examples_sum")
                      - serving.metric_value(before, "edge_batch_examples_sum"))
@@ -159,19 +175,21 @@ def run(args) -> str:
                        - serving.metric_value(before, "edge_batch_examples_count") or np.nan))
             lines.append(f"| closed | {connections} | {row['rps']:.0f} | {row['p50']:.1f} | "
                          f"{row['p99']:.1f} | {mean:.1f} (one worker) | {row['errors']} | "
-                         f"{100 * row['generator_cpu']:.0f} % | - |")
+                         f"{100 * row['generator_cpu']:.0f} % | {row['server_cpu']:.2f} | - |")
             if connections == 32:
                 ratio = row["rps"] / health_row["rps"]
         lines.append(f"| closed GET /health | 32 | {health_row['rps']:.0f} | "
                      f"{health_row['p50']:.1f} | {health_row['p99']:.1f} | - | "
-                     f"{health_row['errors']} | {100 * health_row['generator_cpu']:.0f} % | - |")
+                     f"{health_row['errors']} | {100 * health_row['generator_cpu']:.0f} % | "
+                     f"{health_row['server_cpu']:.2f} | - |")
         rate = args.start_rate
         while rate <= args.max_rate:
-            row = asyncio.run(open_loop(host, port, predict, rate, args.seconds))
+            row = measure(open_loop(host, port, predict, rate, args.seconds))
             sweep.append(row)
             lines.append(f"| open | {rate:.0f}/s | {row['rps']:.0f} | {row['p50']:.1f} | "
                          f"{row['p99']:.1f} | - | {row['errors']} | "
-                         f"{100 * row['generator_cpu']:.0f} % | {row['sent_ratio']:.2f} |")
+                         f"{100 * row['generator_cpu']:.0f} % | {row['server_cpu']:.2f} | "
+                         f"{row['sent_ratio']:.2f} |")
             if row["p99"] > 4 * args.p99_ms or row["sent_ratio"] < 0.9:
                 break
             rate *= args.step

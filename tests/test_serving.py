@@ -173,6 +173,81 @@ def test_bad_input_gets_a_4xx_with_a_message(model_files, http, case, name, body
     assert words in detail, detail
 
 
+
+def _checked_way(body: bytes, shape) -> np.ndarray:
+    """What the server answered before the fast path: json.loads, then inputs_from_json."""
+    return serving.inputs_from_json(serving._parse_json(body), shape)
+
+
+def _outcome(parse, body: bytes, shape):
+    try:
+        batch = parse(body, shape)
+    except serving._Reject as exc:
+        return ("refused", exc.status, exc.reason, exc.message)
+    return ("batch", batch.dtype.str, batch.shape, batch.tobytes())
+
+
+ROW = "[[0.1, 0.25, 3], [1, 2, 3]]"  # one example of shape (2, 3), ints among floats
+DEEP = "[" * 100_000 + "]" * 100_000
+# (case, JSON body, input shape, True when msgspec decodes it into a non-empty batch:
+# then the fast path answers unless a value is beyond float32)
+FAST_PATH_CASES = [
+    ("ints-mixed-with-floats", f'{{"inputs": [{ROW}]}}', (2, 3), True),
+    ("two-examples", f'{{"inputs": [{ROW}, {ROW}]}}', (2, 3), True),
+    ("spaces-and-exponents", ' {"inputs":[[[1E+2,-0,1e-400],[0.5e1,-3,2]]]}\n', (2, 3), True),
+    ("large-integers", '{"inputs": [[[9007199254740993, 1' + "0" * 30 + ', 1], [1, 2, 3]]]}',
+     (2, 3), True),
+    ("duplicate-key", f'{{"inputs": [[[9, 9, 9], [9, 9, 9]]], "inputs": [{ROW}]}}', (2, 3),
+     True),
+    ("scalar-inputs", '{"inputs": [1.5, 2]}', (), True),
+    ("boolean", '{"inputs": [[[0.1, true, 3], [1, 2, 3]]]}', (2, 3), False),
+    ("boolean-scalar-inputs", '{"inputs": [false]}', (), False),
+    ("null", '{"inputs": [[[0.1, null, 3], [1, 2, 3]]]}', (2, 3), False),
+    ("string", '{"inputs": [[[0.1, "0.5", 3], [1, 2, 3]]]}', (2, 3), False),
+    ("ragged", '{"inputs": [[[0.1, 0.2, 3], [1, 2]]]}', (2, 3), False),
+    ("ragged-examples", f'{{"inputs": [{ROW}, [[1, 2, 3]]]}}', (2, 3), False),
+    ("nan", '{"inputs": [[[0.1, NaN, 3], [1, 2, 3]]]}', (2, 3), False),
+    ("infinity", '{"inputs": [[[0.1, -Infinity, 3], [1, 2, 3]]]}', (2, 3), False),
+    ("beyond-float64", '{"inputs": [[[0.1, 1e400, 3], [1, 2, 3]]]}', (2, 3), False),
+    ("beyond-float32", '{"inputs": [[[0.1, 1e39, 3], [1, 2, 3]]]}', (2, 3), True),
+    ("huge-integer", '{"inputs": [[[0.1, 1' + "0" * 400 + ', 3], [1, 2, 3]]]}', (2, 3),
+     False),
+    ("a-scalar", '{"inputs": 3}', (2, 3), False),
+    ("a-scalar-body", "3", (2, 3), False),
+    ("no-batch-axis", f'{{"inputs": {ROW}}}', (2, 3), False),
+    ("nested-too-deep", '{"inputs": [[[[0.1], [0.2], [3]], [[1], [2], [3]]]]}', (2, 3), False),
+    ("nested-too-deep-to-parse", f'{{"inputs": {DEEP}}}', (2, 3), False),
+    ("wrong-shape", '{"inputs": [[[0.1, 0.2], [1, 2]]]}', (2, 3), False),
+    ("empty-batch", '{"inputs": []}', (2, 3), False),
+    ("missing-field", '{"input": [[0.0]]}', (2, 3), False),
+    ("another-key", f'{{"inputs": [{ROW}], "id": "a"}}', (2, 3), False),
+    ("not-an-object", f"[{ROW}]", (2, 3), False),
+    ("malformed", '{"inputs": [[[0.1, ', (2, 3), False),
+    ("trailing-comma", '{"inputs": [[[0.1, 0.2, 3,], [1, 2, 3]]]}', (2, 3), False),
+    ("utf8-byte-order-mark", f'\ufeff{{"inputs": [{ROW}]}}', (2, 3), False),
+]
+
+
+@pytest.mark.parametrize("case,text,shape,fast", FAST_PATH_CASES,
+                         ids=[c[0] for c in FAST_PATH_CASES])
+def test_the_fast_path_answers_as_the_checked_way(case, text, shape, fast):
+    body = text.encode()
+    assert _outcome(serving.inputs_from_body, body, shape) == _outcome(_checked_way, body, shape)
+    try:  # and the case exercises the path it is meant to
+        inputs = serving._batch_decoder(shape).decode(body).inputs
+    except Exception:  # noqa: BLE001 - any failure means the checked way answers
+        inputs = []
+    assert bool(inputs) == fast
+
+
+def test_the_fast_path_reads_floats_exactly():
+    x = np.random.default_rng(0).standard_normal((5, 28, 28, 1)).astype(np.float32)
+    x[0, 0, 0, 0], x[0, 0, 1, 0] = np.finfo(np.float32).max, np.finfo(np.float32).tiny
+    body = serving.request_body(x)
+    np.testing.assert_array_equal(serving.inputs_from_body(body, (28, 28, 1)), x)
+    assert _outcome(serving.inputs_from_body, body, (28, 28, 1)) == \
+        _outcome(_checked_way, body, (28, 28, 1))
+
 def test_oversized_body_without_content_length(http):
     """A chunked body (no Content-Length) is counted while it is read."""
     chunks = iter([b'{"inputs": [' + b"0.5, " * 10_000] * 5)
