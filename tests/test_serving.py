@@ -287,7 +287,10 @@ def test_oversized_body_without_content_length(http):
 
 def test_a_lying_content_length_gets_a_4xx(server):
     """Content-Length smaller than the body: the server reads only what was
-    declared (truncated JSON -> 400) and refuses the rest as a bad request."""
+    declared (truncated JSON -> 400) and refuses the rest as a bad request.
+    With httptools the rest is parsed at once as a next request, and uvicorn may
+    refuse it (400, connection closed) before the handler answers the first:
+    either way a 400 that says what was wrong, and the server stays up."""
     body = b'{"inputs": [' + b"0.5, " * 40_000
     head = (b"POST /models/digits-float32/predict HTTP/1.1\r\nHost: localhost\r\n"
             b"Content-Type: application/json\r\nContent-Length: 50\r\n\r\n")
@@ -303,8 +306,9 @@ def test_a_lying_content_length_gets_a_4xx(server):
         except OSError:
             pass
     status = int(data.split(b" ", 2)[1])
-    assert 400 <= status < 500, data[:300]
-    assert b"malformed JSON" in data
+    assert status == 400, data[:300]
+    assert b"malformed JSON" in data or b"Invalid HTTP request" in data, data[:300]
+    assert server.alive
 
 
 @pytest.mark.parametrize("encoding", split.ENCODINGS)
