@@ -10,12 +10,14 @@ are and which one it is. This module runs such a cluster on localhost:
         print(group.logs()[0])                 # what worker 0 printed
     assert not distributed.live_workers()      # every worker process is gone
 
-Each worker is `python -m edgelib.distributed --out DIR ...` with its own
-`TF_CONFIG`. It runs `edgelib.setup()` (the course's environment), builds
-`tf.distribute.MultiWorkerMirroredStrategy`, trains the digits CNN of
-`edgelib.models` on `datasets.load("digits")` and writes
-`DIR/worker-<i>.json` (timings, per-epoch loss); the chief (worker 0) also
-saves the trained weights as `DIR/weights.npz` (`load_weights`).
+Each worker runs a worker program with its own `TF_CONFIG`: by default
+`python -m edgelib.distributed --out DIR ...` (`train_worker`, the course's
+reference), or `start_workers(..., script=PATH)`, a program such as the one
+chapter 16 writes, built from `worker_arguments` (the command line) and
+`worker_report` (the log lines, step timings and `DIR/worker-<i>.json`).
+Both build `tf.distribute.MultiWorkerMirroredStrategy`, train the digits
+CNN of `edgelib.models` on `datasets.load("digits")`; the chief (worker 0)
+also saves the trained weights as `DIR/weights.npz` (`load_weights`).
 
 Safety: ports are free ports of this machine (`free_ports`), the workers are
 started in their own process group and `WorkerGroup.stop()` (also on error,
@@ -48,6 +50,9 @@ ERR_NAME = "worker-{index}.err"
 WEIGHTS_NAME = "weights.npz"
 BACKUP_NAME = "backup"
 MODULE = "edgelib.distributed"
+# seconds a worker gets to end after SIGTERM when the group has failed: a worker blocked in a
+# collective (waiting for a dead partner's gradients) does not act on SIGTERM, only SIGKILL ends it
+STUCK_GRACE_S = 0.5
 
 
 class DistributedError(RuntimeError):
@@ -266,104 +271,14 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
-def train_worker(out: Path, epochs: int, global_batch: int, learning_rate: float, seed: int,
-                 threads: int, train_examples: int | None, backup: bool = False) -> dict:
-    """Train the digits CNN as one worker of the cluster TF_CONFIG describes; see module doc.
+def worker_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line `start_workers` gives a worker program, parsed; for the program's top.
 
-    With `backup`, `keras.callbacks.BackupAndRestore(OUT/backup)` saves the
-    training state after every epoch, and a restarted cluster resumes from it.
+    `--out DIR --epochs N --global-batch B --learning-rate LR --seed S
+    --threads T [--train-examples N] [--backup]`. Also creates OUT and makes
+    the process exit by itself when the process that started it is gone.
     """
-    started = time.time()
-    workers, index = parse_tf_config(os.environ.get("TF_CONFIG"))
-    n = len(workers)
-    role = "chief" if index == 0 else "worker"
-    name = f"worker {index} ({role})"
-
-    def log(message: str) -> None:
-        print(f"{name}: {message}", flush=True)
-
-    if global_batch % n:
-        raise ValueError(f"global batch {global_batch} must be a multiple of the {n} workers")
-    import edgelib
-
-    edgelib.setup(seed=seed, threads=threads, verbose=False)
-    import numpy as np
-    import tensorflow as tf
-    import tf_keras as keras
-
-    from edgelib import datasets, models
-
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    ready = time.time()
-    log(f"TF_CONFIG read: task {index} of a cluster of {n} workers, "
-        f"{strategy.num_replicas_in_sync} replicas in sync")
-
-    digits = datasets.load("digits")
-    x, y = digits.train.x[..., None], digits.train.y
-    if train_examples is not None:
-        x, y = x[:train_examples], y[:train_examples]
-    data = training_data(x, y, global_batch, seed)
-    steps = -(-len(x) // global_batch)
-    log(f"{len(x):,} training digits, global batch {global_batch} = {n} x "
-        f"{global_batch // n} per worker, {steps} steps per epoch, {epochs} epochs")
-
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
-        model = models.compile_classifier(models.digits_cnn(), learning_rate)
-    log(f"model built: {model.count_params():,} parameters, mirrored on every worker")
-
-    timer = step_timer()
-    epoch_times = timer.seconds
-    callbacks = [timer]
-    if backup:  # before the log line: "epoch k" is printed once epoch k is saved
-        callbacks.append(keras.callbacks.BackupAndRestore(str(out / BACKUP_NAME)))
-    first_epoch, start_iterations = [], []
-
-    class EpochLog(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if not first_epoch:
-                first_epoch.append(epoch + 1)
-                # the optimizer's step count as training starts (restored from a backup)
-                start_iterations.append(int(self.model.optimizer.iterations.numpy()))
-                if epoch:
-                    log(f"resumed from the backup: starting at epoch {epoch + 1}/{epochs}")
-
-        def on_epoch_end(self, epoch, logs=None):
-            log(f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, "
-                f"accuracy {logs['accuracy']:.4f}, {epoch_times[-1]:.2f} s")
-
-    t0 = time.perf_counter()
-    history = model.fit(data, epochs=epochs, verbose=0, callbacks=[*callbacks, EpochLog()])
-    fit_seconds = time.perf_counter() - t0
-    if index == 0:
-        np.savez(out / WEIGHTS_NAME, *model.get_weights())
-        log(f"saved the weights to {WEIGHTS_NAME}")
-    result = {
-        "index": index, "workers": n, "role": role, "epochs": epochs,
-        "global_batch": global_batch, "steps_per_epoch": steps,
-        "parameters": int(model.count_params()),
-        "replicas_in_sync": int(strategy.num_replicas_in_sync),
-        "loss": [float(v) for v in history.history["loss"]],
-        "accuracy": [float(v) for v in history.history["accuracy"]],
-        "started": started, "ready": ready, "finished": time.time(),
-        "startup_seconds": ready - started, "fit_seconds": fit_seconds,
-        "first_epoch": first_epoch[0] if first_epoch else None,
-        "start_iterations": start_iterations[0] if start_iterations else None,
-        "end_iterations": int(model.optimizer.iterations.numpy()),
-        "epoch_seconds": epoch_times, "step_seconds": timer.steps,
-        "epoch_cpu_seconds": timer.cpu_seconds,
-        "steady_step_seconds": timer.steady_step() if len(timer.steps) > 1 else None,
-        "steady_cpu_step_seconds": timer.steady_cpu_step() if len(timer.steps) > 1 else None,
-    }
-    (out / RESULT_NAME.format(index=index)).write_text(json.dumps(result, indent=1))
-    log("done")
-    return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m edgelib.distributed --out DIR [--epochs N] ...` (TF_CONFIG in the environment)."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m {MODULE}",
         description="One worker of a MultiWorkerMirroredStrategy cluster described by the "
                     "environment variable TF_CONFIG: trains the digits CNN.")
     parser.add_argument("--out", type=Path, required=True,
@@ -389,9 +304,133 @@ def main(argv: list[str] | None = None) -> int:
 
         args.seed = course_seed()
     args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def worker_report(out: str | Path, epochs: int):
+    """A Keras callback for a worker program: its log lines, timings and results file.
+
+    Pass it to `fit` (after `BackupAndRestore`, so that "epoch k" is logged
+    once epoch k is saved). It reads the worker's index from TF_CONFIG,
+    prints "worker <i> (chief|worker): ..." lines (the group's `logs()`),
+    times every step like `step_timer`, notes where training started (a
+    restart from a backup begins at a later epoch, with the optimizer's step
+    count restored), and `finish()` writes OUT/worker-<i>.json, the result
+    `WorkerGroup.wait()` returns.
+    """
+    import psutil
+
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    out = Path(out)
+    if not out.is_dir():
+        raise ValueError(f"out must be an existing folder, got {str(out)!r}")
+    workers, index = parse_tf_config(os.environ.get("TF_CONFIG"))
+    role = "chief" if index == 0 else "worker"
+    base = type(step_timer())
+    started = psutil.Process().create_time()
+
+    class WorkerReport(base):
+        def log(self, message: str) -> None:
+            print(f"worker {index} ({role}): {message}", flush=True)
+
+        def on_train_begin(self, logs=None):
+            self.result = {"index": index, "workers": len(workers), "role": role,
+                           "epochs": epochs, "steps_per_epoch": self.params["steps"],
+                           "parameters": int(self.model.count_params()),
+                           "replicas_in_sync": int(
+                               self.model.distribute_strategy.num_replicas_in_sync),
+                           "startup_seconds": time.time() - started, "loss": [],
+                           "accuracy": [], "first_epoch": None}
+            self._fit_t0 = time.perf_counter()
+            self.log(f"task {index} of a cluster of {len(workers)} workers, "
+                     f"{self.result['replicas_in_sync']} replicas in sync, "
+                     f"{self.result['parameters']:,} parameters, "
+                     f"{self.params['steps']} steps per epoch")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            super().on_epoch_begin(epoch, logs)
+            if self.result["first_epoch"] is None:
+                self.result["first_epoch"] = epoch + 1
+                # the optimizer's step count as training starts (restored from a backup)
+                self.result["start_iterations"] = int(self.model.optimizer.iterations.numpy())
+                if epoch:
+                    self.log(f"resumed from the backup: starting at epoch {epoch + 1}/{epochs}")
+
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            self.result["loss"].append(float(logs["loss"]))
+            self.result["accuracy"].append(float(logs["accuracy"]))
+            self.log(f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, "
+                     f"accuracy {logs['accuracy']:.4f}, {self.seconds[-1]:.2f} s")
+
+        def on_train_end(self, logs=None):
+            self.result["fit_seconds"] = time.perf_counter() - self._fit_t0
+            self.result["end_iterations"] = int(self.model.optimizer.iterations.numpy())
+
+        def finish(self) -> dict:
+            """Write OUT/worker-<i>.json (after fit) and return it."""
+            if not hasattr(self, "result"):
+                raise ValueError("finish() comes after model.fit(..., callbacks=[report])")
+            later = len(self.steps) > 1
+            self.result.update(
+                epoch_seconds=self.seconds, step_seconds=self.steps,
+                epoch_cpu_seconds=self.cpu_seconds,
+                steady_step_seconds=self.steady_step() if later else None,
+                steady_cpu_step_seconds=self.steady_cpu_step() if later else None)
+            (out / RESULT_NAME.format(index=index)).write_text(json.dumps(self.result, indent=1))
+            self.log("done")
+            return self.result
+
+    return WorkerReport()
+
+
+def train_worker(args: argparse.Namespace) -> dict:
+    """Train the digits CNN as one worker of the cluster TF_CONFIG describes; see module doc.
+
+    The course's reference worker (chapter 16 writes the same program step by
+    step). With `args.backup`, `keras.callbacks.BackupAndRestore(OUT/backup)`
+    saves the training state after every epoch, and a restarted cluster
+    resumes from it.
+    """
+    workers, index = parse_tf_config(os.environ.get("TF_CONFIG"))
+    if args.global_batch % len(workers):
+        raise ValueError(f"global batch {args.global_batch} must be a multiple of the "
+                         f"{len(workers)} workers")
+    import edgelib
+
+    edgelib.setup(seed=args.seed, threads=args.threads, verbose=False)
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from edgelib import datasets, models
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    report = worker_report(args.out, args.epochs)
+    digits = datasets.load("digits")
+    x, y = digits.train.x[..., None], digits.train.y
+    if args.train_examples is not None:
+        x, y = x[:args.train_examples], y[:args.train_examples]
+    data = training_data(x, y, args.global_batch, args.seed)
+    keras.utils.set_random_seed(args.seed)
+    with strategy.scope():
+        model = models.compile_classifier(models.digits_cnn(), args.learning_rate)
+    callbacks = [report]
+    if args.backup:
+        callbacks.insert(0, keras.callbacks.BackupAndRestore(str(args.out / BACKUP_NAME)))
+    model.fit(data, epochs=args.epochs, verbose=0, callbacks=callbacks)
+    if index == 0:
+        np.savez(args.out / WEIGHTS_NAME, *model.get_weights())
+        report.log(f"saved the weights to {WEIGHTS_NAME}")
+    return report.finish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edgelib.distributed --out DIR [--epochs N] ...` (TF_CONFIG in the environment)."""
+    args = worker_arguments(argv)
     try:
-        train_worker(args.out, args.epochs, args.global_batch, args.learning_rate, args.seed,
-                     args.threads, args.train_examples, args.backup)
+        train_worker(args)
     except ValueError as exc:
         print(f"{MODULE}: {exc}", file=sys.stderr)
         return 2
@@ -443,7 +482,7 @@ class WorkerGroup:
         while text not in _read(self.out / LOG_NAME.format(index=index)):
             codes = [p.poll() for p in self.processes]
             if any(c is not None for c in codes) or time.monotonic() > deadline:
-                self.stop()
+                self.stop(timeout=STUCK_GRACE_S)
                 raise DistributedError(f"worker {index} did not print {text!r} (exit codes "
                                        f"{codes}, {timeout} s allowed); the group was "
                                        f"stopped.\n{self._report()}")
@@ -477,7 +516,8 @@ class WorkerGroup:
         """Wait until every worker has exited; return their results (worker-<i>.json).
 
         If a worker exits with an error, the others are stopped at once (a
-        collective all-reduce would wait for it forever) and DistributedError
+        collective all-reduce would wait for it forever; SIGKILL follows SIGTERM
+        after STUCK_GRACE_S) and DistributedError
         shows the end of every worker's stderr. After `timeout` seconds the
         group is stopped and WorkerTimeout is raised.
         """
@@ -498,7 +538,7 @@ class WorkerGroup:
                                         f"they were stopped.\n{self._report()}")
                 time.sleep(0.1)
         except BaseException:
-            self.stop()
+            self.stop(timeout=STUCK_GRACE_S)
             raise
         self.stop()
         return [json.loads(_read(self.out / RESULT_NAME.format(index=i)))
@@ -562,7 +602,7 @@ def _stop_all() -> None:
 def start_workers(n: int, out: str | Path, epochs: int = 3, global_batch: int = 64,
                   learning_rate: float = 3e-3, seed: int | None = None, threads: int = 1,
                   train_examples: int | None = None, host: str = DEFAULT_HOST,
-                  backup: bool = False) -> WorkerGroup:
+                  backup: bool = False, script: str | Path | None = None) -> WorkerGroup:
     """Start `n` worker processes of one MultiWorkerMirroredStrategy cluster on this machine.
 
     Each gets free ports' addresses in its `TF_CONFIG` and runs
@@ -574,7 +614,16 @@ def start_workers(n: int, out: str | Path, epochs: int = 3, global_batch: int = 
     workers save their training state in OUT/backup after every epoch
     (BackupAndRestore) and a group started again on the same OUT resumes
     from it; the backup is kept until a run completes.
+
+    `script`: the worker program to run instead, `python SCRIPT --out OUT ...`
+    with the same arguments (`worker_arguments` parses them) and TF_CONFIG;
+    it must write OUT/worker-<i>.json (`worker_report`).
     """
+    if script is not None:
+        script = Path(script)
+        if script.suffix != ".py" or not script.is_file():
+            raise ValueError(f"script must be an existing .py file (a worker program), "
+                             f"got {str(script)!r}")
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 8:
         raise ValueError(f"n must be an int in 1..8 (workers on this machine), got {n!r}")
     for name, value in (("epochs", epochs), ("global_batch", global_batch), ("threads", threads)):
@@ -598,7 +647,8 @@ def start_workers(n: int, out: str | Path, epochs: int = 3, global_batch: int = 
     package_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
-    command = [sys.executable, "-m", MODULE, "--out", str(out.resolve()), "--epochs", str(epochs),
+    program = ["-m", MODULE] if script is None else [str(script.resolve())]
+    command = [sys.executable, *program, "--out", str(out.resolve()), "--epochs", str(epochs),
                "--global-batch", str(global_batch), "--learning-rate", repr(learning_rate),
                "--seed", str(seed), "--threads", str(threads), "--parent-pid", str(os.getpid())]
     if train_examples is not None:
@@ -623,13 +673,13 @@ def start_workers(n: int, out: str | Path, epochs: int = 3, global_batch: int = 
 
 
 def live_workers() -> list[int]:
-    """Pids of this process's descendants that run `python -m edgelib.distributed`."""
+    """Pids of this process's descendants that run a worker `start_workers` started."""
     import psutil
 
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if MODULE in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+            if "--parent-pid" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
                 found.append(child.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass

@@ -42,9 +42,13 @@ def _refuse_risky_recurrent(model, mode: str) -> None:
             continue
         batch = model.inputs[0].shape[0] if getattr(model, "inputs", None) else None
         if batch is None:
+            remedy = ("rebuild the inference model with unroll=True (same weights): a GRU with "
+                      "unroll=False crashes the int8 converter even at batch size 1"
+                      if kind == "GRU" and mode == "int8"
+                      else "build the inference model with batch_size=1, or use unroll=True")
             raise ConversionError(
                 f"layer {layer.name!r} ({kind}, unroll=False) needs a fixed batch size to "
-                "convert: build the inference model with batch_size=1, or use unroll=True"
+                f"convert: {remedy}"
             )
         if kind == "GRU" and mode == "int8":
             raise ConversionError(
@@ -116,11 +120,11 @@ def convert(model, mode: str = "float32", representative=None, calibration_steps
     """
     if mode not in MODES:
         raise ConversionError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    _refuse_risky_recurrent(model, mode)  # before the inputs: no calibration data fixes these
     if mode == "int8":
         if representative is None:
             raise ConversionError("int8 conversion needs representative inputs (an array)")
         representative = _representative_array(model, representative)
-    _refuse_risky_recurrent(model, mode)
 
     import tensorflow as tf
 

@@ -126,14 +126,6 @@ def _summary(latencies, errors, wall, cpu) -> dict:
             "generator_cpu": cpu / wall}
 
 
-def server_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by the server and its worker processes."""
-    import psutil
-
-    server = psutil.Process(pid)
-    return sum(sum(p.cpu_times()[:2]) for p in (server, *server.children(recursive=True)))
-
-
 def batch_mean(metrics_text: str) -> float:
     total = serving.metric_value(metrics_text, "edge_batch_examples_sum")
     count = serving.metric_value(metrics_text, "edge_batch_examples_count")
@@ -158,9 +150,9 @@ def run(args) -> str:
         health = _request(host, port, "GET", "/health")
         client = serving.Client(server.url)
         def measure(load):  # the row, with the server's CPU ms per request added
-            cpu = server_cpu_s(server.pid)
+            cpu = server.cpu_seconds()
             row = asyncio.run(load)
-            row["server_cpu"] = 1e3 * (server_cpu_s(server.pid) - cpu) / max(row["requests"], 1)
+            row["server_cpu"] = 1e3 * (server.cpu_seconds() - cpu) / max(row["requests"], 1)
             return row
 
         asyncio.run(closed_loop(host, port, predict, 8, 1.0))  # warm up every worker

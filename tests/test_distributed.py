@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,7 +148,7 @@ def test_two_workers_train_save_and_leave_nothing_behind(tmp_path, tf_ready):
     assert all(r["start_iterations"] == 0 and r["end_iterations"] == 8 for r in results)
     assert len(results[0]["step_seconds"][1]) == 4 and results[0]["steady_step_seconds"] > 0
     logs = group.logs()
-    assert "worker 0 (chief): TF_CONFIG read: task 0 of a cluster of 2 workers" in logs[0]
+    assert "worker 0 (chief): task 0 of a cluster of 2 workers, 2 replicas in sync" in logs[0]
     assert "saved the weights" in logs[0] and "saved the weights" not in logs[1]
     model = distributed.load_weights(models.digits_cnn(), tmp_path)
     assert model.count_params() == results[0]["parameters"]
@@ -190,3 +191,63 @@ def test_wait_for_log_stops_the_group_when_a_worker_exits_first(tmp_path):
 def test_step_timer_cpu_step_needs_two_epochs(tf_ready):
     with pytest.raises(ValueError, match="at least 2 epochs"):
         distributed.step_timer().steady_cpu_step()
+
+
+def test_start_workers_rejects_a_script_that_is_not_a_python_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("print('hi')")
+    for script in (tmp_path / "missing.py", tmp_path / "notes.txt"):
+        with pytest.raises(ValueError, match="script must be an existing .py file"):
+            distributed.start_workers(1, tmp_path / "out", script=script)
+    assert distributed.live_workers() == []
+
+
+def test_worker_arguments_parse_the_launchers_command_line(tmp_path):
+    args = distributed.worker_arguments(["--out", str(tmp_path / "run"), "--epochs", "2",
+                                         "--global-batch", "32", "--seed", "5", "--backup"])
+    assert (args.epochs, args.global_batch, args.seed, args.backup) == (2, 32, 5, True)
+    assert (tmp_path / "run").is_dir() and args.train_examples is None
+    with pytest.raises(SystemExit):
+        distributed.worker_arguments(["--out", str(tmp_path), "--epochs", "0"])
+
+
+def test_worker_report_rejects_bad_input(tmp_path, monkeypatch, tf_ready):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG is not set"):
+        distributed.worker_report(tmp_path, 3)
+    monkeypatch.setenv("TF_CONFIG", json.dumps(distributed.tf_config(["localhost:1"], 0)))
+    with pytest.raises(ValueError, match="epochs must be an int >= 1"):
+        distributed.worker_report(tmp_path, 0)
+    with pytest.raises(ValueError, match="out must be an existing folder"):
+        distributed.worker_report(tmp_path / "nowhere", 3)
+    with pytest.raises(ValueError, match="finish\\(\\) comes after model.fit"):
+        distributed.worker_report(tmp_path, 3).finish()
+
+
+def _chapter_worker_program() -> str:
+    """The worker program chapter 16 writes with %%writefile."""
+    import nbformat
+
+    chapter = Path(__file__).resolve().parents[1] / "chapters" / "16_distributed_training.ipynb"
+    cells = [c.source for c in nbformat.read(chapter, 4).cells
+             if c.cell_type == "code" and c.source.startswith("%%writefile")]
+    assert len(cells) == 1, "chapter 16 writes one worker program"
+    return cells[0].split("\n", 1)[1]
+
+
+def test_the_chapters_worker_program_trains_like_edgelibs_worker(tmp_path, tf_ready):
+    script = tmp_path / "train_worker.py"
+    script.write_text(_chapter_worker_program())
+    settings = dict(epochs=2, global_batch=64, seed=3, train_examples=256)
+    results, weights = {}, {}
+    for name, program in (("edgelib", None), ("chapter", script)):
+        with distributed.start_workers(1, tmp_path / name, script=program, **settings) as group:
+            results[name] = group.wait(timeout=240)[0]
+        with np.load(tmp_path / name / distributed.WEIGHTS_NAME) as f:
+            weights[name] = [f[k] for k in sorted(f.files, key=lambda k: int(k[4:]))]
+    for key in ("steps_per_epoch", "start_iterations", "end_iterations", "parameters"):
+        assert results["chapter"][key] == results["edgelib"][key], key
+    assert results["chapter"]["end_iterations"] == 2 * 4
+    np.testing.assert_allclose(results["chapter"]["loss"], results["edgelib"]["loss"], rtol=1e-5)
+    for a, b in zip(weights["chapter"], weights["edgelib"], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert distributed.live_workers() == []

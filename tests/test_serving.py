@@ -680,3 +680,35 @@ def test_open_inference_protocol(model_files, http):
 def test_bad_open_inference_requests(http, document, status, words):
     answer = http.post("/v2/models/digits-float32/infer", json=document)
     assert answer.status_code == status and words in answer.json()["error"], answer.text
+
+
+def test_clients_share_one_tls_context_and_refuse_bad_arguments(server):
+    import asyncio
+
+    users = serving.clients(server.url, 3)
+    assert len(users) == 3 and all(isinstance(u, httpx.AsyncClient) for u in users)
+
+    async def ask():
+        async with users[0] as a, users[1] as b, users[2] as c:
+            return [(await u.get("/health")).status_code for u in (a, b, c)]
+
+    assert asyncio.run(ask()) == [200, 200, 200]
+    for url, n, words in (("localhost:8000", 2, "http://"), (server.url, 0, ">= 1"),
+                          (server.url, 2.0, ">= 1"), (None, 2, "base_url")):
+        with pytest.raises(ValueError, match=words):
+            serving.clients(url, n)
+
+
+def test_cpu_seconds_of_a_server_and_bad_pids(server, model_files):
+    before = server.cpu_seconds()
+    _, x = model_files
+    serving.load(server.url, "digits-float32", x[:4], requests=40, concurrency=4)
+    assert 0 < before < server.cpu_seconds()
+    assert serving.process_cpu_seconds(os.getpid()) > 0
+    for pid, words in ((0, "process id"), ("12", "process id"), (True, "process id")):
+        with pytest.raises(ValueError, match=words):
+            serving.process_cpu_seconds(pid)
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    with pytest.raises(ValueError, match="no process"):
+        serving.process_cpu_seconds(finished.pid)
