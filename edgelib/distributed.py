@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import json
 import os
 import re
@@ -194,6 +195,13 @@ def step_timer():
     (which includes tracing the graph). The median shrugs off the spikes of
     a busy machine better than a mean over an epoch.
     """
+    return _step_timer_class()()
+
+
+@functools.cache
+def _step_timer_class():
+    """The class of `step_timer`'s callbacks (built on first use: it imports Keras);
+    `worker_report` extends it."""
     import tf_keras as keras
 
     class StepTimer(keras.callbacks.Callback):
@@ -234,7 +242,7 @@ def step_timer():
                 raise ValueError("steady_cpu_step needs at least 2 epochs (the first one traces)")
             return float(sum(self.cpu_seconds[1:]) / steps)
 
-    return StepTimer()
+    return StepTimer
 
 
 def training_data(x, y, global_batch: int, seed: int):
@@ -327,7 +335,7 @@ def worker_report(out: str | Path, epochs: int):
         raise ValueError(f"out must be an existing folder, got {str(out)!r}")
     workers, index = parse_tf_config(os.environ.get("TF_CONFIG"))
     role = "chief" if index == 0 else "worker"
-    base = type(step_timer())
+    base = _step_timer_class()
     started = psutil.Process().create_time()
 
     class WorkerReport(base):
