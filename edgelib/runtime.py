@@ -113,7 +113,11 @@ class EdgeModel:
 
     `predict(x)` takes a batch (first axis) of float inputs shaped like the
     model's input without its batch axis, runs them one at a time (batch 1,
-    as on a device) and returns the float outputs stacked.
+    as on a device) and returns the float outputs stacked. Each example
+    starts from a fresh state: a model with variables (LiteRT's fused
+    `UNIDIRECTIONAL_SEQUENCE_LSTM` keeps its h and c in them) has them reset
+    before each example. `invoke` does not reset them: one call after another
+    carries the state, as a streaming model on a device does.
     """
 
     def __init__(self, model: str | Path | bytes, threads: int = 1, delegate: bool = True):
@@ -274,10 +278,22 @@ class EdgeModel:
             raise ValueError("predict handles single-output models; use invoke() per example")
         return x.astype(self._quantize_dtype(), copy=False)
 
+    def _run_from_zero(self, prepared: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        # reset_all_variables() sets every variable tensor (a stateful op's state) back to
+        # its initial value, zero; for a model without variables it does nothing
+        self.interpreter.reset_all_variables()
+        return self._run(prepared)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Run a batch of examples one by one; return the stacked float outputs."""
+        """Run a batch of examples one by one; return the stacked float outputs.
+
+        The interpreter's variables are reset before each example, so a stateful
+        model (a fused LSTM keeps its state between invoke calls) answers each
+        example as Keras does, from a zero state; for a model without variables
+        the reset does nothing."""
         x = self._checked_batch(x)
-        return np.concatenate([self._run(self._prepare(example)[None]) for example in x], axis=0)
+        return np.concatenate([self._run_from_zero(self._prepare(example)[None])
+                               for example in x], axis=0)
 
     def _batch_interpreter(self, size: int):
         """An interpreter whose input has batch axis `size`, allocated once and kept
@@ -317,6 +333,7 @@ class EdgeModel:
                 pad = np.zeros((size - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
                 chunk = np.concatenate([chunk, pad])
             interpreter = self._batch_interpreter(size)
+            interpreter.reset_all_variables()     # each chunk from a zero state, as in predict
             interpreter.set_tensor(self.input["index"], np.ascontiguousarray(chunk))
             interpreter.invoke()
             outputs.append(self._read_from(interpreter, self.outputs[0])[:len(prepared) - start])

@@ -121,7 +121,8 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
                    0.25, 0.5, 1.0, 2.5)
 ACTIVATION_CONTENT_TYPE = "application/octet-stream"
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-DEFAULT_MAX_BATCH = 32  # examples per invoke (the digits CNN: ~7 us per example at 32, 20 at 1)
+DEFAULT_MAX_BATCH = 32  # examples per invoke: per example, the digits CNN costs a few times
+# less at 32 than at 1 (chapter 14 times it on your machine)
 DEFAULT_MAX_WAIT_MS = 0.0  # take only what is already waiting: a lone request never waits
 DEFAULT_MAX_QUEUE = 256  # requests waiting per model; more are answered 503
 RETRY_AFTER_S = 1
@@ -1238,9 +1239,10 @@ class Client:
 def request_body(x: np.ndarray) -> bytes:
     """The JSON body of a predict request for the batch `x` (batch axis first).
 
-    float32 values go out as the shortest decimal that reads back as the same
-    float32 number... written via float64, which is exact: the server's
-    float32 cast recovers exactly the values sent.
+    Each float32 value is widened to float64 (exactly) and written as the
+    shortest decimal that reads back as that float64 number; the server's
+    float32 cast then recovers exactly the float32 value sent. (Shorter
+    decimals would do for float32 alone: chapter 14, exercise 1.)
     """
     return json.dumps({"inputs": np.asarray(x, dtype=np.float32).tolist()}).encode()
 
@@ -1310,6 +1312,37 @@ def histogram_quantile(bounds, cumulative, q: float) -> float:
     below = cumulative[i - 1] if i > 0 else 0.0
     inside = cumulative[i] - below
     return float(lower + (bounds[i] - lower) * ((rank - below) / inside if inside else 1.0))
+
+
+def quantiles_between(before: str, after: str, metric: str, qs=(0.5, 0.99),
+                      **labels: str) -> list[float]:
+    """Quantiles (in the metric's unit) of the observations a histogram gained
+    between two scrapes of /metrics, `before` and `after` (the texts): the
+    difference of their cumulative buckets is the histogram of that interval
+    alone. NaN when it gained nothing."""
+    if not isinstance(before, str) or not isinstance(after, str):
+        raise TypeError(f"before and after must be /metrics texts (str), got "
+                        f"{type(before).__name__} and {type(after).__name__}")
+    bounds, start = histogram(before, metric, **labels)
+    end_bounds, end = histogram(after, metric, **labels)
+    if not np.array_equal(bounds, end_bounds) or np.any(end < start):
+        raise ValueError(f"{metric!r}: the second scrape is not a later scrape of the same "
+                         "histogram (other buckets, or counts that went down)")
+    return [histogram_quantile(bounds, end - start, q) for q in qs]
+
+
+def machine_cpu_ticks(stat_path: str = "/proc/stat") -> tuple[int, int]:
+    """(busy, total) CPU time of every program on this machine so far, in clock
+    ticks summed over all cores, from the kernel's first line of /proc/stat
+    (busy = total - idle - waiting for disk). The difference of two readings
+    gives the share of the machine that was busy in between."""
+    with open(stat_path) as stat:
+        fields = stat.readline().split()
+    if len(fields) < 9 or fields[0] != "cpu":
+        raise ValueError(f"{stat_path}: expected a first line 'cpu user nice system idle iowait "
+                         f"irq softirq steal ...', got {' '.join(fields[:4])!r}")
+    ticks = [int(v) for v in fields[1:9]]  # user ... steal
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
 
 
 def live_servers() -> list[ServerHandle]:
@@ -1401,8 +1434,10 @@ def load(base_url: str, name: str, examples, requests: int = 2000, concurrency: 
     `concurrency` simulated users run as asyncio tasks, each with its own
     httpx.AsyncClient and keep-alive connection; each sends its next request
     when its last answer came back (a closed loop), until `requests` were
-    sent. Latency is measured per request on the client (send to answer
-    parsed). Runs in a thread of its own, so it works inside Jupyter too.
+    sent. Latency is measured per request on the client, from just before
+    the request is sent to the answer's arrival (its JSON is parsed after
+    the clock stops). `client_cpu_s` is the CPU time of the thread that runs
+    all the users. Runs in a thread of its own, so it works inside Jupyter too.
     """
     if not isinstance(requests, int) or requests < 1:
         raise ValueError(f"requests must be an int >= 1, got {requests!r}")

@@ -193,8 +193,8 @@ class TransformerBlock(keras.layers.Layer):
     while a row's scores lie within about 20 of each other) and keeps an
     int8 model usable: full-integer conversion gives the scores tensor one
     scale for its whole range, and with -1e9 in it one int8 step is
-    millions wide (chapter 06 measures it; chapter 17 converts a causal
-    language model built this way).
+    millions wide (chapter 06 measures it; chapters 07 and 17 convert a
+    causal language model built this way).
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,

@@ -712,3 +712,32 @@ def test_cpu_seconds_of_a_server_and_bad_pids(server, model_files):
     finished.wait()
     with pytest.raises(ValueError, match="no process"):
         serving.process_cpu_seconds(finished.pid)
+
+
+def _latency_text(counts):
+    # a /metrics text with one histogram of bounds 0.001, 0.01, +Inf and these cumulative counts
+    lines = [f'h_bucket{{model="m",le="{b}"}} {c}'
+             for b, c in zip(("0.001", "0.01", "+Inf"), counts, strict=True)]
+    return "# TYPE h histogram\n" + "\n".join(lines) + f'\nh_count{{model="m"}} {counts[-1]}\n'
+
+
+def test_quantiles_between_two_scrapes_and_bad_scrapes():
+    before, after = _latency_text([10, 10, 10]), _latency_text([10, 14, 14])
+    # only the 4 new observations count: all in (0.001, 0.01], their median mid-bucket
+    assert serving.quantiles_between(before, after, "h", qs=(0.5,), model="m") == \
+        [pytest.approx(0.0055)]
+    with pytest.raises(ValueError, match="not a later scrape"):
+        serving.quantiles_between(after, before, "h", model="m")
+    with pytest.raises(TypeError, match="metrics texts"):
+        serving.quantiles_between(b"bytes", after, "h")
+
+
+def test_machine_cpu_ticks(tmp_path):
+    busy, total = serving.machine_cpu_ticks()
+    assert 0 <= busy <= total
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  10 0 5 80 5 0 0 0 0 0\n")
+    assert serving.machine_cpu_ticks(str(stat)) == (15, 100)
+    stat.write_text("intr 1 2 3\n")
+    with pytest.raises(ValueError, match="expected a first line"):
+        serving.machine_cpu_ticks(str(stat))

@@ -117,6 +117,26 @@ def test_inspection_lists_ops_tensors_and_peak_memory(converted):
     assert 26 * 26 * 8 + 28 * 28 <= peak < 10 * 26 * 26 * 8
 
 
+def test_predict_starts_each_example_of_a_stateful_model_from_zero(tf_ready):
+    # a fused LSTM keeps h and c in interpreter variables between invoke calls
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    lstm = keras.Sequential([keras.layers.Input((6, 3), batch_size=1), keras.layers.LSTM(4),
+                             keras.layers.Dense(2)])
+    edge = EdgeModel(tflite.convert(lstm, "float32"))
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in edge.ops()
+    x = np.random.default_rng(0).normal(size=(3, 6, 3)).astype(np.float32)
+    reference = lstm.predict(x, verbose=0)
+    np.testing.assert_allclose(edge.predict(x), reference, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(edge.predict(x), reference, rtol=1e-5, atol=1e-5)  # and again
+    # invoke carries the state: the same clip twice in a row gives two different answers
+    edge.interpreter.reset_all_variables()
+    first, second = edge.invoke(x[0]), edge.invoke(x[0])
+    np.testing.assert_allclose(first, reference[:1], rtol=1e-5, atol=1e-5)
+    assert np.abs(second - first).max() > 1e-3
+
+
 def test_integer_token_inputs_pass_through(tf_ready):
     import tf_keras as keras
 

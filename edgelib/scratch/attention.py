@@ -10,7 +10,11 @@ Shape conventions (the same as Keras):
 Scaled dot-product attention:
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
 A masked entry gets -1e9 added to its score before the softmax (as in Keras),
-so its weight is 0 (a row with every entry masked becomes uniform).
+so its weight is 0. A row with every entry masked is not special-cased: here
+in float64, s - 1e9 keeps the differences of the scores s (one step near 1e9
+is about 1e-7), so the row gets the ordinary softmax over all its keys; in
+float32 (Keras) one step near 1e9 is 64, small scores round away and the
+row becomes (nearly) uniform. Give every query at least one allowed key.
 
 Multi-head attention on inputs x_q (N, T, D_q) and x_kv (N, S, D_kv), with
 Keras' weights (H heads, per-head sizes d_k and d_v):
@@ -99,6 +103,8 @@ def scaled_dot_product_attention(q, k, v, mask=None) -> tuple[np.ndarray, np.nda
 
     q (..., T, d_k), k (..., S, d_k), v (..., S, d_v); leading axes broadcast
     (batch, heads). `mask`: boolean, broadcastable to (..., T, S), True = attend.
+    A row with no True gets softmax(q k^T / sqrt(d_k)) over all keys (float64
+    keeps the scores' differences after adding -1e9), not a uniform row.
     """
     q, k, v = _array(q, "q", 2), _array(k, "k", 2), _array(v, "v", 2)
     if q.shape[-1] != k.shape[-1]:
