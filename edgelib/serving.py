@@ -103,7 +103,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1331,18 +1331,33 @@ def quantiles_between(before: str, after: str, metric: str, qs=(0.5, 0.99),
     return [histogram_quantile(bounds, end - start, q) for q in qs]
 
 
-def machine_cpu_ticks(stat_path: str = "/proc/stat") -> tuple[int, int]:
-    """(busy, total) CPU time of every program on this machine so far, in clock
-    ticks summed over all cores, from the kernel's first line of /proc/stat
-    (busy = total - idle - waiting for disk). The difference of two readings
-    gives the share of the machine that was busy in between."""
+def idle_cpu_seconds(cpus=None, stat_path: str = "/proc/stat") -> float:
+    """Seconds the CPUs `cpus` (default: those this process may run on) have spent
+    idle since boot, summed over them: the idle and iowait fields of their own
+    lines (`cpu0`, `cpu1`, ...) in /proc/stat, whose first line would also count
+    CPUs this process cannot use.
+
+    A tickless kernel (the usual case) measures these idle periods instead of
+    sampling them at clock ticks, as it does the busy fields, and reports them in
+    ticks of 1/CLK_TCK s: the difference of two readings is exact to within one
+    tick per CPU and field (2 x len(cpus) ticks). Over a window of w seconds,
+    every program together used len(cpus) - idle / w of these cores."""
+    cpus = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
+    if not cpus or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                           for c in cpus):
+        raise ValueError(f"cpus must be CPU numbers (ints >= 0), got {cpus!r}")
+    idle = {}
     with open(stat_path) as stat:
-        fields = stat.readline().split()
-    if len(fields) < 9 or fields[0] != "cpu":
-        raise ValueError(f"{stat_path}: expected a first line 'cpu user nice system idle iowait "
-                         f"irq softirq steal ...', got {' '.join(fields[:4])!r}")
-    ticks = [int(v) for v in fields[1:9]]  # user ... steal
-    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+        for line in stat:
+            fields = line.split()
+            if fields and fields[0][:3] == "cpu" and fields[0][3:].isdigit() \
+                    and int(fields[0][3:]) in cpus and len(fields) >= 6:
+                idle[int(fields[0][3:])] = int(fields[4]) + int(fields[5])  # idle + iowait
+    missing = [c for c in cpus if c not in idle]
+    if missing:
+        raise ValueError(f"{stat_path}: expected a line 'cpuN user nice system idle iowait ...' "
+                         f"for each CPU in {cpus}, found none for {missing}")
+    return sum(idle.values()) / os.sysconf("SC_CLK_TCK")
 
 
 def live_servers() -> list[ServerHandle]:
@@ -1365,6 +1380,7 @@ class LoadResult:
     outputs: list  # per request: np.ndarray, or None when it failed
     error_messages: list[str]
     client_cpu_s: float = 0.0  # CPU time of the load's own thread (the clients), timed run only
+    probed: tuple = ()  # (before, after): what `probe` returned at the edges of the timed run
 
     @property
     def requests_per_s(self) -> float:
@@ -1427,7 +1443,7 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def load(base_url: str, name: str, examples, requests: int = 2000, concurrency: int = 32,
-         timeout: float = 30.0) -> LoadResult:
+         timeout: float = 30.0, probe=None) -> LoadResult:
     """Send `requests` predict requests, `concurrency` at a time, and measure.
 
     Request i carries `examples[i % len(examples)]` as a batch of one.
@@ -1436,8 +1452,13 @@ def load(base_url: str, name: str, examples, requests: int = 2000, concurrency: 
     when its last answer came back (a closed loop), until `requests` were
     sent. Latency is measured per request on the client, from just before
     the request is sent to the answer's arrival (its JSON is parsed after
-    the clock stops). `client_cpu_s` is the CPU time of the thread that runs
-    all the users. Runs in a thread of its own, so it works inside Jupyter too.
+    the clock stops). Each user's connection is opened (GET /health) before
+    the clock starts, and closed after it stops. `client_cpu_s` is the CPU
+    time of the thread that runs all the users. `probe`, a function of no
+    arguments, is called by that thread just before the clock starts and just
+    after it stops; its two results are kept in `probed`, so counters it reads
+    (CPU times) cover the same window as `wall_s`. Runs in a thread of its
+    own, so it works inside Jupyter too.
     """
     if not isinstance(requests, int) or requests < 1:
         raise ValueError(f"requests must be an int >= 1, got {requests!r}")
@@ -1446,47 +1467,56 @@ def load(base_url: str, name: str, examples, requests: int = 2000, concurrency: 
     examples = np.asarray(examples, dtype=np.float32)
     if examples.ndim < 1 or len(examples) == 0:
         raise ValueError("examples must be a non-empty batch (first axis = examples)")
+    if probe is not None and not callable(probe):
+        raise ValueError(f"probe must be a function of no arguments (or None), "
+                         f"got {type(probe).__name__}")
     bodies = [request_body(example[None]) for example in examples]
 
     latencies = np.zeros(requests)
     outputs: list = [None] * requests
     messages: list[str] = []
 
-    async def run() -> tuple[float, float]:
+    async def run() -> tuple[float, float, tuple]:
         import httpx
 
         counter = iter(range(requests))
-        # one client (one keep-alive connection) per simulated user, built before
-        # the clock starts: built inside the timed run, they held the event loop
-        # while the first users' answers waited, and the run measured its own start-up.
-        users = clients(base_url, concurrency, timeout=timeout)
 
         async def user(http):
-            async with http:
-                for i in counter:
-                    begin = time.perf_counter()
-                    try:
-                        response = await http.post(
-                            f"/models/{name}/predict", content=bodies[i % len(bodies)],
-                            headers={"Content-Type": "application/json"})
-                        latencies[i] = time.perf_counter() - begin
-                        if response.status_code == 200:
-                            outputs[i] = np.asarray(response.json()["outputs"], np.float32)
-                        else:
-                            messages.append(f"HTTP {response.status_code}: {response.text[:200]}")
-                    except httpx.HTTPError as exc:
-                        latencies[i] = time.perf_counter() - begin
-                        messages.append(f"{type(exc).__name__}: {exc}")
+            for i in counter:
+                begin = time.perf_counter()
+                try:
+                    response = await http.post(
+                        f"/models/{name}/predict", content=bodies[i % len(bodies)],
+                        headers={"Content-Type": "application/json"})
+                    latencies[i] = time.perf_counter() - begin
+                    if response.status_code == 200:
+                        outputs[i] = np.asarray(response.json()["outputs"], np.float32)
+                    else:
+                        messages.append(f"HTTP {response.status_code}: {response.text[:200]}")
+                except httpx.HTTPError as exc:
+                    latencies[i] = time.perf_counter() - begin
+                    messages.append(f"{type(exc).__name__}: {exc}")
 
-        begin, cpu = time.perf_counter(), time.thread_time()
-        await asyncio.gather(*(user(http) for http in users))
-        return time.perf_counter() - begin, time.thread_time() - cpu
+        # one client (one keep-alive connection) per simulated user, built and
+        # connected before the clock starts: opened inside the timed run, the
+        # connections held the event loop while the first users' answers waited,
+        # and the run measured its own start-up.
+        async with AsyncExitStack() as stack:
+            users = [await stack.enter_async_context(http)
+                     for http in clients(base_url, concurrency, timeout=timeout)]
+            await asyncio.gather(*(http.get("/health") for http in users))
+            before = probe() if probe is not None else None
+            begin, cpu = time.perf_counter(), time.thread_time()
+            await asyncio.gather(*(user(http) for http in users))
+            wall, cpu = time.perf_counter() - begin, time.thread_time() - cpu
+            after = probe() if probe is not None else None
+        return wall, cpu, (before, after) if probe is not None else ()
 
     box: dict = {}
 
     def thread_main():
         try:
-            box["wall"], box["cpu"] = asyncio.run(run())
+            box["wall"], box["cpu"], box["probed"] = asyncio.run(run())
         except BaseException as exc:  # pragma: no cover - re-raised below
             box["error"] = exc
 
@@ -1498,7 +1528,8 @@ def load(base_url: str, name: str, examples, requests: int = 2000, concurrency: 
     errors = sum(out is None for out in outputs)
     return LoadResult(requests=requests, concurrency=concurrency, errors=errors,
                       wall_s=box["wall"], latencies_s=latencies, outputs=outputs,
-                      error_messages=messages[:20], client_cpu_s=box["cpu"])
+                      error_messages=messages[:20], client_cpu_s=box["cpu"],
+                      probed=box["probed"])
 
 
 if __name__ == "__main__":

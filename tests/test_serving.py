@@ -108,31 +108,47 @@ def test_load_2000_requests_at_concurrency_32(model_files, server, capsys):
     assert server.alive
 
 
-def test_load_builds_its_clients_before_the_first_request(model_files, server, monkeypatch):
-    """Clients are built before the clock starts: built inside the timed run (about
-    17 ms of CPU each), they held the event loop while earlier users' answers
-    waited, and the run measured its own start-up as latency."""
+def test_load_connects_its_clients_before_the_clock_starts(model_files, server, monkeypatch):
+    """Clients are built and connected before the clock starts: built inside the timed
+    run (about 17 ms of CPU each), they held the event loop while earlier users'
+    answers waited, and the run measured its own start-up as latency. The probe is
+    read right before the first request and right after the last answer."""
     import httpx
 
     events = []
-    real_init, real_post = httpx.AsyncClient.__init__, httpx.AsyncClient.post
+    real_init, real_get = httpx.AsyncClient.__init__, httpx.AsyncClient.get
+    real_post = httpx.AsyncClient.post
 
     def init(self, *args, **kwargs):
         events.append("built")
         real_init(self, *args, **kwargs)
 
+    async def get(self, *args, **kwargs):
+        events.append("connected")
+        return await real_get(self, *args, **kwargs)
+
     async def post(self, *args, **kwargs):
         events.append("sent")
         return await real_post(self, *args, **kwargs)
 
+    def probe():
+        events.append("probe")
+        return len(events)
+
     monkeypatch.setattr(httpx.AsyncClient, "__init__", init)
+    monkeypatch.setattr(httpx.AsyncClient, "get", get)
     monkeypatch.setattr(httpx.AsyncClient, "post", post)
     _, x = model_files
-    result = serving.load(server.url, "digits-float32", x[:8], requests=16, concurrency=8)
+    result = serving.load(server.url, "digits-float32", x[:8], requests=16, concurrency=8,
+                          probe=probe)
     assert result.errors == 0, result.error_messages
     assert 0 < result.client_cpu_s < result.wall_s * 1.5  # one thread's CPU over the timed run
-    assert events.count("built") == 8 and events.count("sent") == 16
-    assert events.index("sent") == 8, events  # every client built before any request
+    assert events == ["built"] * 8 + ["connected"] * 8 + ["probe"] + ["sent"] * 16 + ["probe"]
+    assert result.probed == (17, 34)  # what the probe returned, before and after
+    assert serving.load(server.url, "digits-float32", x[:2], requests=2,
+                        concurrency=2).probed == ()
+    with pytest.raises(ValueError, match="probe must be a function"):
+        serving.load(server.url, "digits-float32", x[:2], requests=2, probe=3.0)
 
 
 def _digit(x) -> list:
@@ -732,12 +748,18 @@ def test_quantiles_between_two_scrapes_and_bad_scrapes():
         serving.quantiles_between(b"bytes", after, "h")
 
 
-def test_machine_cpu_ticks(tmp_path):
-    busy, total = serving.machine_cpu_ticks()
-    assert 0 <= busy <= total
+def test_idle_cpu_seconds(tmp_path):
+    tick = os.sysconf("SC_CLK_TCK")
+    start = serving.idle_cpu_seconds()
+    assert start >= 0 and serving.idle_cpu_seconds() >= start  # counters only grow
     stat = tmp_path / "stat"
-    stat.write_text("cpu  10 0 5 80 5 0 0 0 0 0\n")
-    assert serving.machine_cpu_ticks(str(stat)) == (15, 100)
-    stat.write_text("intr 1 2 3\n")
-    with pytest.raises(ValueError, match="expected a first line"):
-        serving.machine_cpu_ticks(str(stat))
+    stat.write_text("cpu  99 0 99 999 99 0 0 0 0 0\n"  # all CPUs: not read
+                    "cpu0 10 0 5 80 5 0 0 0 0 0\ncpu1 10 0 5 40 3 0 0 0 0 0\n"
+                    "cpu2 10 0 5 7 1 0 0 0 0 0\nintr 1 2 3\n")
+    assert serving.idle_cpu_seconds({0, 1}, str(stat)) == pytest.approx((85 + 43) / tick)
+    assert serving.idle_cpu_seconds([2], str(stat)) == pytest.approx(8 / tick)
+    with pytest.raises(ValueError, match="found none for \\[3\\]"):
+        serving.idle_cpu_seconds({1, 3}, str(stat))
+    for cpus in (set(), [-1], ["0"], [True]):
+        with pytest.raises(ValueError, match="cpus must be CPU numbers"):
+            serving.idle_cpu_seconds(cpus, str(stat))
