@@ -37,8 +37,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
+# A claim about one kind of CPU's timings reports, not stops, on the learner's machine.
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(LAB_FLAGS) chapters/00_start_here.ipynb
+	EDGE_CPU_CLAIMS=report $(BIN)/jupyter lab $(LAB_FLAGS) chapters/00_start_here.ipynb
 
 # Tests run JOBS at a time (pytest-xdist); a notebook stays in one worker.
 JOBS ?= 2

@@ -1,10 +1,18 @@
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgelib.checks import ClaimFailed, ExerciseCheckFailed, check, check_close, claim
+from edgelib.checks import (
+    ClaimFailed,
+    ExerciseCheckFailed,
+    check,
+    check_close,
+    claim,
+    claim_on_this_cpu,
+)
 from edgelib.course import CHAPTERS, STAGES, chapter, written
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,3 +96,24 @@ def test_claim_prints_the_statement_only_and_fails_with_the_figures(capsys):
         claim(0.85 > 0.9, "accuracy above 90 %", "accuracy 85.00 %")
     with pytest.raises(TypeError, match="bool condition"):
         claim(0.9, "a number is not a claim")
+
+
+def test_a_cpu_claim_stops_by_default_and_reports_under_make_lab(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("EDGE_CPU_CLAIMS", raising=False)
+    log = tmp_path / "claims.jsonl"
+    monkeypatch.setenv("EDGE_CLAIM_LOG", str(log))
+    claim_on_this_cpu(1.0 < 2.0, "int8 is faster", "1.0 vs 2.0 us", "VNNI")
+    assert capsys.readouterr().out == "✓ int8 is faster\n"
+    with pytest.raises(ClaimFailed, match=r"int8 is faster \(3.0 vs 2.0 us\)"):
+        claim_on_this_cpu(3.0 < 2.0, "int8 is faster", "3.0 vs 2.0 us", "VNNI")
+    monkeypatch.setenv("EDGE_CPU_CLAIMS", "report")
+    claim_on_this_cpu(3.0 < 2.0, "int8 is faster", "3.0 vs 2.0 us", "VNNI")
+    assert capsys.readouterr().out == ("✗ not on this CPU: int8 is faster (3.0 vs 2.0 us); "
+                                       "it depends on VNNI\n")
+    assert [json.loads(line)["held"] for line in log.read_text().splitlines()] == [True, False,
+                                                                                   False]
+    with pytest.raises(TypeError, match="bool condition"):
+        claim_on_this_cpu(0.5, "a number is not a claim", "", "")
+    monkeypatch.setenv("EDGE_CPU_CLAIMS", "warn")
+    with pytest.raises(ValueError, match="'assert' or 'report', got 'warn'"):
+        claim_on_this_cpu(False, "int8 is faster", "", "VNNI")
