@@ -28,7 +28,7 @@ CHAPTERS = (
     Chapter(7, "A tiny large model", "Architectures", ("cloud", "storage")),
     Chapter(8, "Measuring a model", "To the edge", ("edge device",)),
     Chapter(9, "TFLite and post-training quantization", "To the edge", ("edge device",)),
-    Chapter(10, "Quantization-aware training", "To the edge", ("cloud", "edge device")),
+    Chapter(10, "Quantization-aware training, below 8 bits", "To the edge", ("cloud", "edge device")),
     Chapter(11, "Pruning and clustering", "To the edge", ("cloud", "edge device")),
     Chapter(12, "Distillation and transfer learning", "To the edge", ("cloud", "edge device")),
     Chapter(13, "On-device inference", "To the edge", ("data source", "edge device")),
