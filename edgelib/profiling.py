@@ -2,6 +2,7 @@
 
     from edgelib import profiling
     print(profiling.cpu_line())          # model name, cores, int8/float kernel ISA
+    profiling.cache_sizes()              # {"L1": bytes, "L2": ..., "L3": ...}
     profiling.delegation(edge_model)     # which operators XNNPACK runs
     rows = profiling.op_profile(blob)    # per-operator invoke() time
     profiling.by_op_type(rows)           # the same, summed per operator kind
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -105,6 +107,52 @@ def cpu_line(info: dict | None = None) -> str:
     dot = ", ".join(info["int8_dot_product"]) or "none"
     return (f"{info['model']} ({info['machine']}), {cores}; {', '.join(info['isa']) or 'none'}"
             f"; int8 dot product: {dot}")
+
+
+_SYSFS_CACHE = "/sys/devices/system/cpu/cpu0/cache"
+_SIZE_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def _sysfs_cache_sizes(root: str) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for index in sorted(Path(root).glob("index*")):
+        try:
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            text = (index / "size").read_text().strip()  # e.g. "32K", "1024K"
+            level = "L" + (index / "level").read_text().strip()
+        except OSError:
+            continue
+        number, unit = (text[:-1], text[-1]) if text[-1:] in _SIZE_UNITS else (text, "")
+        if not number.isdigit():
+            raise ValueError(f"{index / 'size'}: expected a size such as '1024K', got {text!r}")
+        sizes[level] = max(sizes.get(level, 0), int(number) * _SIZE_UNITS.get(unit, 1))
+    return sizes
+
+
+def _sysctl_cache_sizes() -> dict[str, int]:
+    sizes = {}
+    for level, key in (("L1", "hw.l1dcachesize"), ("L2", "hw.l2cachesize"),
+                       ("L3", "hw.l3cachesize")):
+        try:
+            out = subprocess.run(["sysctl", "-n", key], capture_output=True, text=True,
+                                 timeout=5, check=False).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return sizes
+        if out.isdigit() and int(out) > 0:
+            sizes[level] = int(out)
+    return sizes
+
+
+def cache_sizes(sysfs: str = _SYSFS_CACHE) -> dict[str, int]:
+    """The data (and unified) caches one core sees, {"L1": bytes, "L2": ..., "L3": ...}:
+    from Linux's sysfs (core 0; L1 and L2 are usually the core's own, L3 shared by the
+    cores), else from macOS's sysctl. A level the system does not list is absent (many
+    ARM boards have no L3); where nothing is listed the result is empty."""
+    sizes = _sysfs_cache_sizes(sysfs)
+    if not sizes and platform.system() == "Darwin":
+        sizes = _sysctl_cache_sizes()
+    return dict(sorted(sizes.items()))
 
 
 # --- which operators the delegate runs --------------------------------------------

@@ -1,3 +1,5 @@
+import platform
+
 import numpy as np
 import pytest
 
@@ -35,6 +37,36 @@ def test_cpu_info_degrades_without_cpuinfo():
     assert info["cores"] >= 1 and info["model"]
     assert "instruction sets unknown" in profiling.cpu_line(info)
     assert profiling.cpu_line().count(";") >= 1  # this machine, whatever it is
+
+
+def _cache_dir(root, name, level, kind, size):
+    index = root / name
+    index.mkdir()
+    for field, text in (("level", level), ("type", kind), ("size", size)):
+        (index / field).write_text(text + "\n")
+
+
+def test_cache_sizes_reads_sysfs_skips_instruction_caches(tmp_path):
+    _cache_dir(tmp_path, "index0", "1", "Data", "32K")
+    _cache_dir(tmp_path, "index1", "1", "Instruction", "64K")
+    _cache_dir(tmp_path, "index2", "2", "Unified", "1024K")
+    _cache_dir(tmp_path, "index3", "3", "Unified", "32M")
+    assert profiling.cache_sizes(str(tmp_path)) == {"L1": 32 * 2**10, "L2": 2**20,
+                                                     "L3": 32 * 2**20}
+
+
+def test_cache_sizes_without_l3_or_sysfs(tmp_path):
+    _cache_dir(tmp_path, "index0", "1", "Data", "32K")
+    _cache_dir(tmp_path, "index2", "2", "Unified", "512K")  # a board with no L3
+    assert profiling.cache_sizes(str(tmp_path)) == {"L1": 32 * 2**10, "L2": 512 * 2**10}
+    if platform.system() == "Linux":  # nothing listed (macOS would ask sysctl instead)
+        assert profiling.cache_sizes(str(tmp_path / "missing")) == {}
+
+
+def test_cache_sizes_rejects_a_size_it_cannot_read(tmp_path):
+    _cache_dir(tmp_path, "index0", "1", "Data", "lots")
+    with pytest.raises(ValueError, match="expected a size such as '1024K', got 'lots'"):
+        profiling.cache_sizes(str(tmp_path))
 
 
 @pytest.fixture(scope="module")
