@@ -43,7 +43,7 @@ lab: $(STAMP)
 
 # Tests run JOBS at a time (pytest-xdist); a notebook stays in one worker.
 JOBS ?= 2
-XDIST := -n $(JOBS) --dist loadfile
+XDIST := -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -48,8 +48,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from readme_block import slowest_first
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
+README = ROOT / "README.md"
 COURSE_DIR = ROOT / "classroom"
 
 SOLUTION = re.compile(r"^[ \t]*### BEGIN SOLUTION[ \t]*\n(.*?)^[ \t]*### END SOLUTION[ \t]*$",
@@ -370,7 +373,8 @@ def autograde(books: list[Path], course_dir: Path = COURSE_DIR) -> list[str]:
 def classroom(books: list[Path], course_dir: Path = COURSE_DIR, untouched: list[Path] | None = None,
               log=lambda line: print(line, flush=True)) -> list[str]:
     """The walk and the autograde with one execution per chapter fewer than both
-    apart. Two workers share the jobs: the walk of every chapter (stub, wrong
+    apart. Two workers share the jobs, the slowest chapters first (README's
+    timing table) so that both finish close together: the walk of every chapter (stub, wrong
     answer, solution at every exercise), and nbgrader executing and grading the
     untouched student edition of each chapter in `untouched` (default: all),
     one at a time in one worker (its gradebook is one SQLite file). Then
@@ -386,8 +390,9 @@ def classroom(books: list[Path], course_dir: Path = COURSE_DIR, untouched: list[
     released = build(books, course_dir)
     walked = {book.stem: course_dir / "walked" / book.stem / book.name for book in books}
     to_walk = queue.SimpleQueue()
-    for book in books:
-        to_walk.put(book)
+    by_name = {book.name: book for book in books}
+    for name in slowest_first(list(by_name), README.read_text()):
+        to_walk.put(by_name[name])
     lines = {}
 
     def walk_the_rest() -> None:

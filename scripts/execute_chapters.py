@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from readme_block import block, replace_block
+from readme_block import replace_block, timing_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
@@ -74,7 +73,7 @@ def with_timings(text: str, times: dict[str, float], existing: set[str] | None =
     Rows of notebooks not in `times` keep their previous figure; rows of
     notebooks not in `existing` (when given) are dropped.
     """
-    rows = dict(re.findall(r"^\| `([^`]+)` \| ([^|]+) \|$", block(text, "timings"), re.M))
+    rows = timing_rows(text)
     if existing is not None:
         rows = {name: row for name, row in rows.items() if name in existing}
     rows.update({name: f"{seconds:.0f} s" for name, seconds in times.items()})

@@ -27,6 +27,16 @@ def test_timing_table_keeps_other_rows_and_replaces_updated_ones():
     assert "20 s" not in out and out.count("time to execute") == 1
 
 
+def test_notebooks_are_ordered_slowest_first_unknown_ones_before_all():
+    from readme_block import slowest_first
+
+    text = execute_chapters.with_timings(f"{START}\n{END}",
+                                         {"00_a.ipynb": 10, "01_b.ipynb": 90, "02_c.ipynb": 10})
+    names = ["00_a.ipynb", "01_b.ipynb", "02_c.ipynb", "03_new.ipynb"]
+    # 03 has no row (unknown time: first); 00 and 02 tie and keep their order.
+    assert slowest_first(names, text) == ["03_new.ipynb", "01_b.ipynb", "00_a.ipynb", "02_c.ipynb"]
+
+
 def test_missing_markers_are_reported():
     with pytest.raises(ValueError, match="markers"):
         execute_chapters.with_timings("no table here", {"00_a.ipynb": 1})
