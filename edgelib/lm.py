@@ -46,6 +46,7 @@ CORPUS_LICENSE = "PSF License Version 2 (data/pydoc_topics/LICENSE-PSF.txt)"
 HELDOUT_FRACTION = 0.1  # the last 10 % of the prepared text, cut at a paragraph boundary
 DEDUP_MIN_CHARS = 80  # a repeated paragraph at least this long is dropped
 DEFAULT_DIR = "artifacts/07"  # relative to chapters/, the notebooks' working directory
+PRETRAINED_DIR = DATA_DIR / "pretrained" / "tiny_lm"  # written by scripts/pretrain_tiny_lm.py
 FORMAT_VERSION = 1
 
 # Typography -> ASCII; any other non-ASCII character becomes "?" (3 in the corpus).
@@ -693,3 +694,23 @@ def load_or_train(path: str | Path = DEFAULT_DIR, config: dict | None = None,
     model, _ = train(config, corpus)
     save(model, config, path)
     return TinyLM(model, config, CharTokenizer(config["vocab"]), "trained")
+
+
+def pretrained(directory: str | Path | None = None) -> TinyLM:
+    """The language model the course ships (data/pretrained/tiny_lm/): chapter 07's
+    recipe, `CHAPTER_CONFIG` at seed 0, trained once by `scripts/pretrain_tiny_lm.py`.
+    Raises FileNotFoundError (with how to rebuild it) if it is missing, and LMError
+    if its config is not the chapter's recipe."""
+    directory = Path(PRETRAINED_DIR if directory is None else directory)
+    try:
+        shipped = load(directory)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc}; the shipped language model belongs in {directory}: "
+                                "rebuild it with `.venv/bin/python scripts/pretrain_tiny_lm.py` "
+                                "(under a minute of CPU)") from exc
+    if shipped.config != CHAPTER_CONFIG:
+        differ = sorted(k for k in set(shipped.config) | set(CHAPTER_CONFIG)
+                        if shipped.config.get(k) != CHAPTER_CONFIG.get(k))
+        raise LMError(f"the model in {directory} was not made with lm.CHAPTER_CONFIG (differs in "
+                      f"{differ}); rebuild it with `.venv/bin/python scripts/pretrain_tiny_lm.py`")
+    return TinyLM(shipped.model, shipped.config, shipped.tokenizer, "shipped")

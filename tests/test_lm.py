@@ -299,6 +299,23 @@ def test_training_is_deterministic_and_load_or_train_trains_when_missing(tmp_pat
     assert lm.load_or_train(tmp_path / "lm", TINY, corpus).source == "loaded"
 
 
+def test_the_shipped_model_is_chapter_07s_recipe(tf_ready, corpus):
+    shipped = lm.pretrained()
+    assert shipped.source == "shipped" and shipped.config == lm.CHAPTER_CONFIG
+    assert shipped.config["seed"] == 0 and lm.count_params(shipped.model) == 116_576
+    assert shipped.model.output_shape == (None, 64, 96)
+    ids = shipped.tokenizer.encode(corpus.heldout[:2000])
+    assert lm.perplexity(shipped.model, ids)["perplexity"] < 6.0  # trained (untrained: ~96)
+
+
+def test_the_shipped_model_loader_says_how_to_rebuild(tiny_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="pretrain_tiny_lm.py"):
+        lm.pretrained(tmp_path / "missing")
+    path = lm.save(tiny_model, TINY, tmp_path / "other")
+    with pytest.raises(lm.LMError, match="CHAPTER_CONFIG"):
+        lm.pretrained(path)
+
+
 # --- the edge path of chapter 17 -------------------------------------------------------------
 
 
