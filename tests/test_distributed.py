@@ -229,7 +229,8 @@ def _chapter_worker_program() -> str:
 
     chapter = Path(__file__).resolve().parents[1] / "chapters" / "16_distributed_training.ipynb"
     cells = [c.source for c in nbformat.read(chapter, 4).cells
-             if c.cell_type == "code" and c.source.startswith("%%writefile")]
+             if c.cell_type == "code"
+             and c.source.startswith("%%writefile artifacts/16/train_worker.py")]
     assert len(cells) == 1, "chapter 16 writes one worker program"
     return cells[0].split("\n", 1)[1]
 
