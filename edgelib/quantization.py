@@ -129,9 +129,9 @@ def quantize_multiplier(m):
 
 
 def multiply_by_quantized_multiplier(acc, m0, n) -> np.ndarray:
-    """round(acc * M0 * 2**-31 * 2**-n) in integer arithmetic, as TFLite's kernels do.
+    """round(acc * M0 * 2**-31 * 2**-n) in integer arithmetic, as TFLite's reference kernels do.
 
-    Two roundings, as in gemmlowp, from which TFLite's kernels took them:
+    Two roundings, as in gemmlowp and TFLite's reference kernels:
     the high 32 bits of the doubled 64-bit product acc * M0 (rounded to
     nearest), then a rounding right shift by n (half away from zero; some
     kernels round a negative tie of that shift up instead: chapter 09 tests
