@@ -129,17 +129,20 @@ def quantize_multiplier(m):
 
 
 def multiply_by_quantized_multiplier(acc, m0, n) -> np.ndarray:
-    """round(acc * M0 * 2**-31 * 2**-n) in integer arithmetic, as TFLite's reference kernels do.
+    """round(acc * M0 * 2**-31 * 2**-n) in integer arithmetic, with gemmlowp's two roundings.
 
-    Two roundings, as in gemmlowp and TFLite's reference kernels:
-    the high 32 bits of the doubled 64-bit product acc * M0 (rounded to
-    nearest), then a rounding right shift by n (half away from zero; some
-    kernels round a negative tie of that shift up instead: chapter 09 tests
-    LiteRT's dense kernel). The first rounding can move the result by up to 2**-n / 2 before the
-    second, so the result is the nearest integer to the exact product except
-    near ties (off by at most 0.5 + 2**-(n+1); rare for the small multipliers
-    of a layer, where n is large). `acc` is an int32 array (the accumulator); `m0` and `n` scalars
-    or arrays that broadcast against it (per channel: the last axis).
+    Two roundings, as in gemmlowp (LiteRT's int8 conv kernels, optimized and
+    reference, round twice too: chapter 09): the high 32 bits of the doubled
+    64-bit product acc * M0 (rounded to nearest), then a rounding right shift
+    by n (half away from zero). Other kernels differ:
+    LiteRT's optimized dense kernel rounds a negative tie of that shift up
+    instead, its reference dense kernel rounds the whole product once
+    (chapter 09 measures both). The first rounding can move the result by up
+    to 2**-n / 2 before the second, so the result is the nearest integer to
+    the exact product except near ties (off by at most 0.5 + 2**-(n+1); rare
+    for the small multipliers of a layer, where n is large). `acc` is an
+    int32 array (the accumulator); `m0` and `n` scalars or arrays that
+    broadcast against it (per channel: the last axis).
     Returns int64.
     """
     acc = np.asarray(acc)
