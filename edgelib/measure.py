@@ -8,6 +8,8 @@ Two independent counts of the same thing, so that each checks the other:
 Likewise for the bytes of the weights: `weight_bytes(model, precision)` counts
 them from the Keras variables, `tflite_weight_bytes(edge_model)` from the
 tensors that feed the converted model's convolutions and dense layers.
+`chain_activation_peak(model, bytes_per_value)` gives the activation memory
+of one inference through a chain of layers (chapter 00).
 """
 
 from __future__ import annotations
@@ -84,6 +86,25 @@ def tflite_macs(edge_model) -> dict[str, int]:
             macs = math.prod(out[:-1]) * math.prod(weights)
         result[f"{op['index']}:{name}"] = int(macs)
     return result
+
+
+def chain_activation_peak(model, bytes_per_value: int = 4) -> int:
+    """Peak activation memory of one inference through a chain of layers, in bytes.
+
+    In a chain (a Sequential model), a layer's input and its output are alive
+    at the same time and nothing else is: the peak is the largest input +
+    output of one layer, at `bytes_per_value` per value (4 for float32, 1
+    for int8). Models with branches need the converted file's tensor
+    lifetimes instead (chapter 08).
+    """
+    if type(model).__name__ != "Sequential":
+        raise TypeError("chain_activation_peak needs a Sequential tf_keras model (a chain), "
+                        f"got {type(model).__name__}")
+    if not isinstance(bytes_per_value, int) or bytes_per_value < 1:
+        raise ValueError(f"bytes_per_value must be a positive int, got {bytes_per_value!r}")
+    sizes = [math.prod(_shape(model.input_shape))]
+    sizes += [row["output_elements"] for row in layer_costs(model)]
+    return bytes_per_value * max(a + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
 
 
 # Bytes per stored value of (kernel weights, biases) for each precision. A

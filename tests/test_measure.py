@@ -59,3 +59,20 @@ def test_weight_bytes_keep_int8_biases_in_int32_as_the_tflite_file_does(tiny_dig
         per_kernel, per_bias = measure.PRECISIONS[mode]
         assert stored == {"kernels": per_kernel * kernels, "biases": per_bias * biases}, mode
         assert sum(stored.values()) == measure.weight_bytes(model, mode), mode
+
+
+def test_chain_activation_peak_is_the_largest_input_plus_output(tf_ready):
+    import tf_keras as keras
+
+    chain = keras.Sequential([keras.layers.Input((4, 4, 1)),
+                              keras.layers.Conv2D(2, 3, padding="same"),   # 16 in, 32 out
+                              keras.layers.Flatten(),                     # 32 in, 32 out
+                              keras.layers.Dense(3)])                      # 32 in, 3 out
+    assert measure.chain_activation_peak(chain, 1) == 64
+    assert measure.chain_activation_peak(chain) == 4 * 64
+    inputs = keras.layers.Input((3,))
+    branched = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    with pytest.raises(TypeError, match="Sequential"):
+        measure.chain_activation_peak(branched)
+    with pytest.raises(ValueError, match="bytes_per_value"):
+        measure.chain_activation_peak(chain, 0)
