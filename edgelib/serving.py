@@ -1241,8 +1241,8 @@ def request_body(x: np.ndarray) -> bytes:
 
     Each float32 value is widened to float64 (exactly) and written as the
     shortest decimal that reads back as that float64 number; the server's
-    float32 cast then recovers exactly the float32 value sent. (Shorter
-    decimals would do for float32 alone: chapter 14, exercise 1.)
+    float32 cast then recovers exactly the float32 value sent. (Chapter 14,
+    exercise 1, asks for a smaller body.)
     """
     return json.dumps({"inputs": np.asarray(x, dtype=np.float32).tolist()}).encode()
 
