@@ -98,6 +98,23 @@ def test_convert_refuses_the_gru_recipe_that_crashes(tf_ready):
     assert "unroll=True" in str(refused.value) and "batch_size=1" not in str(refused.value)
 
 
+def test_trace_once_converts_the_same_graph(tf_ready):
+    # the concrete-function path gives the Keras path's kinds of operators and its outputs
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(20, 6, 3)).astype(np.float32)
+    for recurrent in (keras.layers.GRU(8, unroll=True), keras.layers.LSTM(4)):
+        model = keras.Sequential([keras.layers.Input((6, 3), batch_size=1), recurrent,
+                                  keras.layers.Dense(2)])
+        edges = [EdgeModel(tflite.convert(model, "float32", trace_once=once))
+                 for once in (False, True)]
+        assert sorted(edges[0].ops()) == sorted(edges[1].ops())
+        np.testing.assert_array_equal(edges[0].predict(x), edges[1].predict(x))
+    with pytest.raises(tflite.ConversionError, match="float32 models only, not 'int8'"):
+        tflite.convert(model, "int8", representative=x, trace_once=True)
+
+
 def test_sizes_reports_gzip(converted):
     s = tflite.sizes(converted["float32"])
     assert 0 < s["gzip_bytes"] < s["bytes"] == len(converted["float32"])
