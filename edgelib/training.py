@@ -70,6 +70,29 @@ def make_dataset(x, y, batch_size: int = 64, shuffle: bool = True, seed: int = 0
     return data
 
 
+def restart(model, weights, learning_rate) -> None:
+    """Put a compiled model back at the start of a run (chapter 03 builds it): these
+    weights, the optimizer's state at zero (its step count and, for Adam, its moment
+    estimates), this learning rate. The model keeps its traced training step, so a
+    restart costs no new trace; it trains as a fresh model with these weights would,
+    as long as it has no random layer (a dropout layer keeps drawing its masks)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        raise ValueError("restart needs a compiled model (call model.compile first); "
+                         f"got {type(model).__name__} without an optimizer")
+    expected = len(model.get_weights())
+    if len(weights) != expected:
+        raise ValueError(f"restart expected {expected} weight arrays for {model.name}, "
+                         f"got {len(weights)}")
+    import tensorflow as tf
+
+    model.set_weights(weights)
+    variables = optimizer.variables
+    for variable in variables() if callable(variables) else variables:
+        variable.assign(tf.zeros_like(variable))
+    optimizer.learning_rate = learning_rate
+
+
 def count_event_files(logdir) -> int:
     """Number of TensorBoard event files under `logdir` (0 if it does not exist)."""
     from pathlib import Path

@@ -87,3 +87,42 @@ def test_tiny_cnn_hypermodel_learning_rate_range():
     assert (rate.min_value, rate.max_value, rate.sampling) == (1e-4, 0.3, "log")
     with pytest.raises(ValueError, match="max_learning_rate must be in"):
         training.tiny_cnn_hypermodel(kt.HyperParameters(), max_learning_rate=1e-5)
+
+
+def test_restart_trains_as_a_fresh_model(tf_ready):
+    import tf_keras as keras
+
+    x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(16, 2)
+    y = (x[:, :1] - 2 * x[:, 1:]).astype(np.float32)
+
+    def compiled(seed):
+        keras.utils.set_random_seed(seed)
+        model = keras.Sequential([keras.layers.Input((2,)), keras.layers.Dense(3, "tanh"),
+                                  keras.layers.Dense(1)])
+        model.compile(keras.optimizers.Adam(0.05), "mse")
+        return model
+
+    fresh = compiled(1)
+    start = fresh.get_weights()
+    fresh_loss = fresh.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    reused = compiled(2)
+    reused.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)  # Adam's state non-zero
+    training.restart(reused, start, 0.05)
+    assert int(reused.optimizer.iterations.numpy()) == 0
+    again = reused.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    assert again == fresh_loss
+    for a, b in zip(reused.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    training.restart(reused, start, 0.01)  # a new rate
+    assert float(reused.optimizer.learning_rate.numpy()) == np.float32(0.01)
+
+
+def test_restart_refuses_bad_input(tf_ready):
+    import tf_keras as keras
+
+    model = keras.Sequential([keras.layers.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="needs a compiled model"):
+        training.restart(model, model.get_weights(), 0.1)
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="expected 2 weight arrays .* got 1"):
+        training.restart(model, model.get_weights()[:1], 0.1)
